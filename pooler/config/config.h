@@ -1,0 +1,109 @@
+#pragma once
+// Plain configuration structs. A Config is loaded once, validated, and then shared
+// read-only (shared_ptr<const Config>) by every worker; a reload swaps it whole.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pooler/base/result.h"
+
+namespace pooler::config {
+
+using Millis = std::chrono::milliseconds;
+
+struct HostPort {
+  std::string host;        // "127.0.0.1", "::1", "db.internal" or a Unix socket directory ("/run/pg")
+  std::uint16_t port = 5432;
+  std::string to_string() const;  // "host:port"; an IPv6 host in brackets: "[::1]:5432"
+};
+
+// "host:port", "[::1]:5432" (IPv6 needs the brackets) or "/unix/socket/dir:5432".
+// The port is required and must be 1-65535. The error message says only what is wrong
+// ("port must be 1-65535"); the caller adds where.
+[[nodiscard]] Result<HostPort> parse_host_port(std::string_view text);
+
+enum class PoolMode : std::uint8_t { Session, Transaction, Statement };
+enum class AuthMethod : std::uint8_t { ScramSha256, Md5, Trust };
+enum class LogFormat : std::uint8_t { Text, Json };
+
+// How UserConfig::password is stored, told apart the way PostgreSQL does it.
+enum class PasswordKind : std::uint8_t {
+  Plain,        // the password itself
+  Md5,          // "md5" + 32 lowercase hex digits: md5(password + username)
+  ScramSha256,  // "SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>"
+};
+
+std::string_view to_string(PoolMode mode);
+std::string_view to_string(AuthMethod method);
+std::string_view to_string(LogFormat format);
+std::string_view to_string(PasswordKind kind);
+
+// The kind of a stored password. A string that starts like an md5 hash or a SCRAM
+// verifier but is malformed is an error, not a plaintext password: it is almost
+// surely a copy-paste mistake that would otherwise surface as failed logins.
+[[nodiscard]] Result<PasswordKind> classify_password(std::string_view password);
+
+// The timeouts of [pgmux]; a database may override each one. Zero = disabled.
+struct Timeouts {
+  Millis query_wait_timeout{120'000};      // a client waiting for a backend
+  Millis idle_transaction_timeout{0};      // a client idle inside a transaction
+  Millis client_idle_timeout{0};           // a logged-in client with nothing to do
+  Millis client_login_timeout{60'000};     // from accept to the end of authentication
+  Millis server_connect_timeout{15'000};   // connect + authenticate to PostgreSQL
+  Millis server_lifetime{3'600'000};       // close a backend older than this when released
+  Millis server_idle_timeout{600'000};     // close a backend idle in the pool for this long
+};
+
+struct GeneralConfig {
+  std::vector<HostPort> listen;            // at least one; "127.0.0.1:6432" by default
+  int workers = 0;                         // 0 = one per core
+  std::string log_level = "info";
+  LogFormat log_format = LogFormat::Text;
+  int max_client_conn = 10'000;
+  std::uint32_t max_message_size = 64 * 1024 * 1024;  // regular-phase limit, bytes
+  Millis shutdown_timeout{30'000};
+  Millis stats_period{60'000};             // periodic stats line; 0 = off
+  Timeouts timeouts;
+};
+
+struct DatabaseConfig {
+  std::string name;                        // the key: what clients put in their connection string
+  std::string dbname;                      // the name on the server
+  HostPort primary;
+  std::vector<HostPort> replicas;
+  PoolMode pool_mode = PoolMode::Transaction;
+  int pool_size = 20;
+  int min_pool_size = 0;
+  int reserve_pool_size = 0;
+  Millis reserve_pool_timeout{5'000};
+  int max_prepared_statements = 200;
+  std::optional<std::string> server_user;  // log in to PostgreSQL as this user instead
+  std::optional<std::string> server_password;
+  Timeouts timeouts;                        // [pgmux] values unless overridden here
+};
+
+struct UserConfig {
+  std::string name;
+  std::string password;                    // plaintext, "md5<hex>" or a SCRAM-SHA-256 verifier
+  PasswordKind password_kind = PasswordKind::Plain;  // set by the loader from `password`
+  AuthMethod auth = AuthMethod::ScramSha256;
+  std::optional<PoolMode> pool_mode;       // overrides the database's
+};
+
+struct Config {
+  std::string source_path;                 // the file it came from, for logs
+  GeneralConfig general;
+  std::map<std::string, DatabaseConfig, std::less<>> databases;  // by client-visible name
+  std::map<std::string, UserConfig, std::less<>> users;
+
+  const DatabaseConfig* find_database(std::string_view name) const;
+  const UserConfig* find_user(std::string_view name) const;
+};
+
+}  // namespace pooler::config

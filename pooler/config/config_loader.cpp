@@ -1,0 +1,646 @@
+#include "pooler/config/config_loader.h"
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <set>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+namespace pooler::config {
+namespace {
+
+constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
+// Timeouts above this (~31 years) are surely mistakes; the cap also keeps the
+// conversion to milliseconds far from overflow.
+constexpr std::int64_t kMaxSeconds = 1'000'000'000;
+// A limit below 1 KiB would reject ordinary ErrorResponse and ParameterStatus messages;
+// PostgreSQL itself never sends or accepts more than 1 GiB in one message.
+constexpr std::int64_t kMinMessageSize = 1024;
+constexpr std::int64_t kMaxMessageSize = 1024 * 1024 * 1024;
+constexpr std::size_t kMaxReported = 20;
+const HostPort kDefaultListen{"127.0.0.1", 6432};
+
+template <typename E>
+struct Choice {
+  std::string_view name;
+  E value;
+};
+
+constexpr std::array<Choice<PoolMode>, 3> kPoolModes{{
+    {"session", PoolMode::Session},
+    {"transaction", PoolMode::Transaction},
+    {"statement", PoolMode::Statement},
+}};
+constexpr std::array<Choice<AuthMethod>, 3> kAuthMethods{{
+    {"scram-sha-256", AuthMethod::ScramSha256},
+    {"md5", AuthMethod::Md5},
+    {"trust", AuthMethod::Trust},
+}};
+constexpr std::array<Choice<LogFormat>, 2> kLogFormats{{
+    {"text", LogFormat::Text},
+    {"json", LogFormat::Json},
+}};
+// spdlog's level names.
+constexpr std::array<Choice<std::string_view>, 7> kLogLevels{{
+    {"trace", "trace"},
+    {"debug", "debug"},
+    {"info", "info"},
+    {"warning", "warning"},
+    {"error", "error"},
+    {"critical", "critical"},
+    {"off", "off"},
+}};
+constexpr std::array<std::pair<std::string_view, Millis Timeouts::*>, 7> kTimeoutKeys{{
+    {"query_wait_timeout", &Timeouts::query_wait_timeout},
+    {"idle_transaction_timeout", &Timeouts::idle_transaction_timeout},
+    {"client_idle_timeout", &Timeouts::client_idle_timeout},
+    {"client_login_timeout", &Timeouts::client_login_timeout},
+    {"server_connect_timeout", &Timeouts::server_connect_timeout},
+    {"server_lifetime", &Timeouts::server_lifetime},
+    {"server_idle_timeout", &Timeouts::server_idle_timeout},
+}};
+
+std::string_view type_name(toml::node_type type) {
+  switch (type) {
+    case toml::node_type::none: return "nothing";
+    case toml::node_type::table: return "table";
+    case toml::node_type::array: return "array";
+    case toml::node_type::string: return "string";
+    case toml::node_type::integer: return "integer";
+    case toml::node_type::floating_point: return "float";
+    case toml::node_type::boolean: return "boolean";
+    case toml::node_type::date: return "date";
+    case toml::node_type::time: return "time";
+    case toml::node_type::date_time: return "date-time";
+  }
+  return "unknown";
+}
+
+// A key as it would be written in a table header: bare when it can be, else quoted.
+std::string toml_key(std::string_view key) {
+  const bool bare = !key.empty() && std::ranges::all_of(key, [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+  });
+  if (bare) {
+    return std::string(key);
+  }
+  std::string quoted = "\"";
+  for (char c : key) {
+    if (c == '"' || c == '\\') {
+      quoted += '\\';
+    }
+    quoted += c;
+  }
+  return quoted + '"';
+}
+
+// "[databases.app]"
+std::string section_name(std::string_view parent, std::string_view key) {
+  return fmt::format("[{}.{}]", parent, toml_key(key));
+}
+
+// Collects every problem instead of stopping at the first, so that one run shows all the
+// typos in a file; they are reported in file order.
+class Diagnostics {
+ public:
+  explicit Diagnostics(std::string_view source) : source_(source) {}
+
+  void error(const toml::source_region& where, std::string message) {
+    // Parsed nodes always have a position; 1:1 is only a fallback.
+    entries_.push_back(Entry{std::max<toml::source_index>(where.begin.line, 1),
+                             std::max<toml::source_index>(where.begin.column, 1),
+                             std::move(message)});
+  }
+
+  bool empty() const { return entries_.empty(); }
+
+  Error to_error() {
+    std::ranges::stable_sort(entries_, [](const Entry& a, const Entry& b) {
+      return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+    });
+    std::string text;
+    for (std::size_t i = 0; i < entries_.size() && i < kMaxReported; ++i) {
+      const Entry& entry = entries_[i];
+      text += fmt::format("{}{}:{}:{}: {}", i == 0 ? "" : "\n", source_, entry.line, entry.column,
+                          entry.message);
+    }
+    if (entries_.size() > kMaxReported) {
+      text +=
+          fmt::format("\n{}: {} more errors not shown", source_, entries_.size() - kMaxReported);
+    }
+    return Error{Errc::Config, std::move(text)};
+  }
+
+ private:
+  struct Entry {
+    toml::source_index line;
+    toml::source_index column;
+    std::string message;
+  };
+  std::string_view source_;
+  std::vector<Entry> entries_;
+};
+
+// Reads the keys of one TOML table with type and range checks. Each key looked up
+// becomes known; report_unknown_keys() flags the rest, which are typos.
+// Every reader returns std::nullopt both when the key is absent and when it is invalid
+// (the problem is then already reported), so callers keep their default.
+class TableReader {
+ public:
+  // `name` is "[databases.app]", or "" for the top level.
+  TableReader(const toml::table& table, std::string name, Diagnostics& diag)
+      : table_(table), name_(std::move(name)), diag_(diag) {}
+
+  const toml::node* get(std::string_view key) {
+    known_.emplace(key);
+    return table_.get(key);
+  }
+
+  bool has(std::string_view key) const { return table_.contains(key); }
+
+  // Reports the key as missing (at the table's position) unless it is present.
+  bool require(std::string_view key, std::string_view hint = {}) {
+    if (has(key)) {
+      return true;
+    }
+    diag_.error(table_.source(),
+                fmt::format("{} is missing required key '{}'{}", name_, key, hint));
+    return false;
+  }
+
+  void report_unknown_keys(std::string_view hint = {}) {
+    for (auto&& [key, node] : table_) {
+      if (!known_.contains(key.str())) {
+        diag_.error(key.source(),
+                    fmt::format("unknown key '{}' {}{}", key.str(),
+                                name_.empty() ? "at top level" : "in " + name_, hint));
+      }
+    }
+  }
+
+  const toml::table* table(std::string_view key) {
+    const toml::node* node = get(key);
+    if (node != nullptr && !node->is_table()) {
+      type_error(key, *node, "a table");
+      return nullptr;
+    }
+    return node == nullptr ? nullptr : node->as_table();
+  }
+
+  std::optional<std::string> string(std::string_view key, bool allow_empty = false) {
+    const toml::node* node = get(key);
+    if (node == nullptr) {
+      return std::nullopt;
+    }
+    const auto* value = node->as_string();
+    if (value == nullptr) {
+      type_error(key, *node, "a string");
+      return std::nullopt;
+    }
+    if (!allow_empty && value->get().empty()) {
+      diag_.error(node->source(), fmt::format("'{}' must not be empty", key));
+      return std::nullopt;
+    }
+    return value->get();
+  }
+
+  std::optional<std::int64_t> integer(std::string_view key, std::int64_t min, std::int64_t max) {
+    const toml::node* node = get(key);
+    if (node == nullptr) {
+      return std::nullopt;
+    }
+    const auto* value = node->as_integer();
+    if (value == nullptr) {
+      type_error(key, *node, "an integer");
+      return std::nullopt;
+    }
+    const std::int64_t number = value->get();
+    if (number >= min && number <= max) {
+      return number;
+    }
+    if (max < kIntMax) {
+      diag_.error(node->source(), fmt::format("'{}' must be {}-{}, got {}", key, min, max, number));
+    } else if (number < min) {
+      diag_.error(node->source(),
+                  fmt::format("'{}' must be at least {}, got {}", key, min, number));
+    } else {
+      diag_.error(node->source(), fmt::format("'{}' must be at most {}, got {}", key, max, number));
+    }
+    return std::nullopt;
+  }
+
+  // An integer or a float, in seconds ("0.5"); rounded to milliseconds.
+  std::optional<Millis> seconds(std::string_view key) {
+    const toml::node* node = get(key);
+    if (node == nullptr) {
+      return std::nullopt;
+    }
+    double value = 0;
+    std::string shown;
+    if (const auto* integer = node->as_integer()) {
+      value = static_cast<double>(integer->get());
+      shown = fmt::format("{}", integer->get());
+    } else if (const auto* floating = node->as_floating_point()) {
+      value = floating->get();
+      shown = fmt::format("{}", floating->get());
+    } else {
+      type_error(key, *node, "a number of seconds");
+      return std::nullopt;
+    }
+    if (std::isnan(value) || value < 0) {
+      diag_.error(node->source(),
+                  fmt::format("'{}' must be a non-negative number of seconds, got {}", key, shown));
+      return std::nullopt;
+    }
+    if (value > static_cast<double>(kMaxSeconds)) {
+      diag_.error(node->source(),
+                  fmt::format("'{}' must be at most {} seconds, got {}", key, kMaxSeconds, shown));
+      return std::nullopt;
+    }
+    auto millis = std::llround(value * 1000.0);
+    if (millis == 0 && value > 0) {
+      millis = 1;  // a tiny positive timeout must not turn into "disabled"
+    }
+    return Millis{millis};
+  }
+
+  template <typename E, std::size_t N>
+  std::optional<E> choice(std::string_view key, const std::array<Choice<E>, N>& options) {
+    const toml::node* node = get(key);
+    if (node == nullptr) {
+      return std::nullopt;
+    }
+    const auto* value = node->as_string();
+    if (value == nullptr) {
+      type_error(key, *node, "a string");
+      return std::nullopt;
+    }
+    std::string names;
+    for (const Choice<E>& option : options) {
+      if (option.name == value->get()) {
+        return option.value;
+      }
+      names += fmt::format("{}{}", names.empty() ? "" : ", ", option.name);
+    }
+    diag_.error(node->source(),
+                fmt::format("'{}' must be one of {}; got '{}'", key, names, value->get()));
+    return std::nullopt;
+  }
+
+  // One "host:port" string.
+  std::optional<HostPort> address(std::string_view key) {
+    const toml::node* node = get(key);
+    if (node == nullptr) {
+      return std::nullopt;
+    }
+    if (!node->is_string()) {
+      type_error(key, *node, "a \"host:port\" string");
+      return std::nullopt;
+    }
+    return parse_address(key, *node);
+  }
+
+  // One "host:port" string or an array of them; no address may appear twice.
+  std::optional<std::vector<HostPort>> addresses(std::string_view key, bool allow_empty) {
+    const toml::node* node = get(key);
+    if (node == nullptr) {
+      return std::nullopt;
+    }
+    std::vector<const toml::node*> items;
+    if (node->is_string()) {
+      items.push_back(node);
+    } else if (const auto* array = node->as_array()) {
+      for (const toml::node& item : *array) {
+        items.push_back(&item);
+      }
+    } else {
+      type_error(key, *node, "a \"host:port\" string or an array of them");
+      return std::nullopt;
+    }
+    if (items.empty() && !allow_empty) {
+      diag_.error(node->source(), fmt::format("'{}' must name at least one address", key));
+      return std::nullopt;
+    }
+    std::vector<HostPort> result;
+    bool ok = true;
+    for (const toml::node* item : items) {
+      if (!item->is_string()) {
+        diag_.error(item->source(),
+                    fmt::format("'{}' entries must be \"host:port\" strings, got {}", key,
+                                type_name(item->type())));
+        ok = false;
+        continue;
+      }
+      auto parsed = parse_address(key, *item);
+      if (!parsed) {
+        ok = false;
+        continue;
+      }
+      const bool duplicate = std::ranges::any_of(result, [&](const HostPort& seen) {
+        return seen.host == parsed->host && seen.port == parsed->port;
+      });
+      if (duplicate) {
+        diag_.error(item->source(),
+                    fmt::format("duplicate address '{}' in '{}'", parsed->to_string(), key));
+        ok = false;
+        continue;
+      }
+      result.push_back(std::move(*parsed));
+    }
+    return ok ? std::optional(std::move(result)) : std::nullopt;
+  }
+
+  // For cross-field checks: where `key` is, given that it is present.
+  const toml::source_region& source_of(std::string_view key) const {
+    return table_.get(key)->source();
+  }
+
+ private:
+  void type_error(std::string_view key, const toml::node& node, std::string_view expected) {
+    diag_.error(node.source(),
+                fmt::format("'{}' must be {}, got {}", key, expected, type_name(node.type())));
+  }
+
+  std::optional<HostPort> parse_address(std::string_view key, const toml::node& node) {
+    const std::string& text = node.as_string()->get();
+    auto parsed = parse_host_port(text);
+    if (!parsed) {
+      diag_.error(node.source(),
+                  fmt::format("bad address '{}' in '{}': {}", text, key, parsed.error().message));
+      return std::nullopt;
+    }
+    return std::move(*parsed);
+  }
+
+  const toml::table& table_;
+  std::string name_;
+  Diagnostics& diag_;
+  std::set<std::string, std::less<>> known_;
+};
+
+void read_timeouts(TableReader& in, Timeouts& out) {
+  for (const auto& [key, member] : kTimeoutKeys) {
+    if (auto value = in.seconds(key)) {
+      out.*member = *value;
+    }
+  }
+}
+
+void read_general(const toml::table& table, GeneralConfig& out, Diagnostics& diag) {
+  TableReader in(table, "[pgmux]", diag);
+  if (auto listen = in.addresses("listen", /*allow_empty=*/false)) {
+    out.listen = std::move(*listen);
+  }
+  if (auto workers = in.integer("workers", 0, 256)) {
+    out.workers = static_cast<int>(*workers);
+  }
+  if (auto level = in.choice("log_level", kLogLevels)) {
+    out.log_level = *level;
+  }
+  if (auto format = in.choice("log_format", kLogFormats)) {
+    out.log_format = *format;
+  }
+  if (auto max_conn = in.integer("max_client_conn", 1, kIntMax)) {
+    out.max_client_conn = static_cast<int>(*max_conn);
+  }
+  if (auto size = in.integer("max_message_size", kMinMessageSize, kMaxMessageSize)) {
+    out.max_message_size = static_cast<std::uint32_t>(*size);
+  }
+  if (auto timeout = in.seconds("shutdown_timeout")) {
+    out.shutdown_timeout = *timeout;
+  }
+  if (auto period = in.seconds("stats_period")) {
+    out.stats_period = *period;
+  }
+  read_timeouts(in, out.timeouts);
+  in.report_unknown_keys();
+}
+
+DatabaseConfig read_database(std::string_view name, const toml::table& table,
+                             const Timeouts& defaults, Diagnostics& diag) {
+  TableReader in(table, section_name("databases", name), diag);
+  DatabaseConfig db;
+  db.name = name;
+  db.dbname = name;
+  db.timeouts = defaults;
+  if (auto dbname = in.string("dbname")) {
+    db.dbname = std::move(*dbname);
+  }
+  if (in.require("primary")) {
+    if (auto primary = in.address("primary")) {
+      db.primary = std::move(*primary);
+    }
+  }
+  if (auto replicas = in.addresses("replicas", /*allow_empty=*/true)) {
+    db.replicas = std::move(*replicas);
+  }
+  if (auto mode = in.choice("pool_mode", kPoolModes)) {
+    db.pool_mode = *mode;
+  }
+  const auto pool_size = in.integer("pool_size", 1, kIntMax);
+  if (pool_size) {
+    db.pool_size = static_cast<int>(*pool_size);
+  }
+  const auto min_pool_size = in.integer("min_pool_size", 0, kIntMax);
+  if (min_pool_size) {
+    db.min_pool_size = static_cast<int>(*min_pool_size);
+  }
+  // Compare only with a pool_size we could read, so one mistake gives one error.
+  const bool pool_size_known = pool_size.has_value() || !in.has("pool_size");
+  if (min_pool_size && pool_size_known && db.min_pool_size > db.pool_size) {
+    diag.error(in.source_of("min_pool_size"),
+               fmt::format("'min_pool_size' must not exceed 'pool_size' ({}), got {}", db.pool_size,
+                           db.min_pool_size));
+  }
+  if (auto reserve = in.integer("reserve_pool_size", 0, kIntMax)) {
+    db.reserve_pool_size = static_cast<int>(*reserve);
+  }
+  if (auto timeout = in.seconds("reserve_pool_timeout")) {
+    db.reserve_pool_timeout = *timeout;
+  }
+  if (auto max = in.integer("max_prepared_statements", 0, kIntMax)) {
+    db.max_prepared_statements = static_cast<int>(*max);
+  }
+  db.server_user = in.string("server_user");
+  db.server_password = in.string("server_password");
+  if (in.has("server_password") && !in.has("server_user")) {
+    diag.error(in.source_of("server_password"), "'server_password' needs 'server_user'");
+  }
+  read_timeouts(in, db.timeouts);
+  in.report_unknown_keys();
+  return db;
+}
+
+// Checks that the stored password can serve the user's auth method: md5 needs the
+// plaintext or an md5 hash, SCRAM needs the plaintext or a SCRAM verifier.
+void check_password(TableReader& in, UserConfig& user, const std::string& password,
+                    Diagnostics& diag) {
+  const toml::source_region& where = in.source_of("password");
+  if (password.empty()) {
+    if (user.auth != AuthMethod::Trust) {
+      diag.error(where, "'password' must not be empty");
+    }
+    return;
+  }
+  auto kind = classify_password(password);
+  if (!kind) {
+    diag.error(where, fmt::format("bad 'password': {}", kind.error().message));
+    return;
+  }
+  user.password = password;
+  user.password_kind = *kind;
+  if (user.auth == AuthMethod::Md5 && *kind == PasswordKind::ScramSha256) {
+    diag.error(where,
+               "'password' is a SCRAM-SHA-256 verifier, which cannot serve auth = \"md5\"; "
+               "give the plaintext password or an md5 hash");
+  } else if (user.auth == AuthMethod::ScramSha256 && *kind == PasswordKind::Md5) {
+    diag.error(where,
+               "'password' is an md5 hash, which cannot serve auth = \"scram-sha-256\"; "
+               "give the plaintext password or a SCRAM-SHA-256 verifier");
+  }
+}
+
+UserConfig read_user(std::string_view name, const toml::table& table, Diagnostics& diag) {
+  TableReader in(table, section_name("users", name), diag);
+  UserConfig user;
+  user.name = name;
+  const auto auth = in.choice("auth", kAuthMethods);
+  if (auth) {
+    user.auth = *auth;
+  }
+  const auto password = in.string("password", /*allow_empty=*/true);
+  user.pool_mode = in.choice("pool_mode", kPoolModes);
+  in.report_unknown_keys();
+  if (!auth && in.has("auth")) {
+    return user;  // the password checks depend on the method; it is already reported
+  }
+  if (user.auth != AuthMethod::Trust) {
+    in.require("password", " (needed unless auth = \"trust\")");
+  }
+  if (password) {
+    check_password(in, user, *password, diag);
+  }
+  return user;
+}
+
+// Reads the entries of [databases] or [users]: each key names a table.
+template <typename Read>
+void read_entries(const toml::table& parent, std::string_view parent_name, std::string_view what,
+                  Diagnostics& diag, Read read) {
+  for (auto&& [key, node] : parent) {
+    const std::string_view name = key.str();
+    if (name.empty()) {
+      diag.error(key.source(), fmt::format("{} name must not be empty", what));
+      continue;
+    }
+    const auto* table = node.as_table();
+    if (table == nullptr) {
+      diag.error(node.source(),
+                 fmt::format("{} must be a table, got {}", section_name(parent_name, name),
+                             type_name(node.type())));
+      continue;
+    }
+    read(name, *table);
+  }
+}
+
+Result<Config> read_config(const toml::table& root, std::string_view source_name) {
+  Diagnostics diag(source_name);
+  Config config;
+  config.source_path = source_name;
+  config.general.listen = {kDefaultListen};
+
+  TableReader top(root, "", diag);
+  const toml::table* general = top.table("pgmux");
+  const toml::table* databases = top.table("databases");
+  const toml::table* users = top.table("users");
+  top.report_unknown_keys(" (expected [pgmux], [databases.NAME] or [users.NAME])");
+
+  // [pgmux] first: databases inherit its timeouts wherever it sits in the file.
+  if (general != nullptr) {
+    read_general(*general, config.general, diag);
+  }
+  if (databases != nullptr) {
+    read_entries(*databases, "databases", "database", diag,
+                 [&](std::string_view name, const toml::table& table) {
+                   config.databases.emplace(
+                       name, read_database(name, table, config.general.timeouts, diag));
+                 });
+  }
+  if (users != nullptr) {
+    read_entries(*users, "users", "user", diag,
+                 [&](std::string_view name, const toml::table& table) {
+                   config.users.emplace(name, read_user(name, table, diag));
+                 });
+  }
+  if (!top.has("databases") || (databases != nullptr && databases->empty())) {
+    diag.error(databases != nullptr ? databases->source() : root.source(),
+               "no databases: add at least one [databases.NAME] table");
+  }
+
+  if (!diag.empty()) {
+    return std::unexpected(diag.to_error());
+  }
+  return config;
+}
+
+struct FileCloser {
+  void operator()(std::FILE* file) const { std::fclose(file); }
+};
+
+}  // namespace
+
+Result<Config> load_config_string(std::string_view toml_text, std::string_view source_name) {
+  try {
+    const toml::table root = toml::parse(toml_text, source_name);
+    return read_config(root, source_name);
+  } catch (const toml::parse_error& error) {
+    const toml::source_position where = error.source().begin;
+    return fail(Errc::Config, fmt::format("{}:{}:{}: {}", source_name, std::max(where.line, 1u),
+                                          std::max(where.column, 1u), error.description()));
+  } catch (const std::exception& error) {  // std::bad_alloc, fmt::format_error
+    return fail(Errc::Config, fmt::format("{}: {}", source_name, error.what()));
+  }
+}
+
+Result<Config> load_config_file(const std::string& path) {
+  try {
+    std::string text;
+    int error = 0;
+    const std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
+    if (file == nullptr) {
+      error = errno;
+    } else {
+      char buffer[16 * 1024];
+      std::size_t n = 0;
+      while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) {
+        text.append(buffer, n);
+      }
+      if (std::ferror(file.get()) != 0) {
+        error = errno;  // e.g. EISDIR: fopen() succeeds on a directory, read() does not
+      }
+    }
+    if (error != 0) {
+      return fail(Errc::Config, fmt::format("{}: cannot read: {}", path, std::strerror(error)));
+    }
+    return load_config_string(text, path);
+  } catch (const std::exception& error) {  // std::bad_alloc
+    return fail(Errc::Config, fmt::format("{}: {}", path, error.what()));
+  }
+}
+
+}  // namespace pooler::config
