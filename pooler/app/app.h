@@ -1,0 +1,41 @@
+#pragma once
+// The process: config, workers, signals. SIGHUP reloads, SIGTERM drains (a second one
+// escalates), SIGINT stops at once. Main thread.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pooler/base/result.h"
+#include "pooler/config/config.h"
+
+namespace pooler::app {
+
+class Worker;
+
+class App {
+ public:
+  App(std::shared_ptr<const config::Config> config, std::string config_path);
+  ~App();
+
+  // Binds listeners (errors here are startup errors), runs until shutdown. Returns the
+  // process exit status.
+  [[nodiscard]] Result<void> bind();
+  int run();
+
+  // From any worker: a CancelRequest whose key names worker `pid >> 24`.
+  void route_cancel(std::int32_t pid, std::int32_t secret);
+  std::uint16_t port() const { return port_; }
+
+ private:
+  void reload();
+
+  std::shared_ptr<const config::Config> config_;
+  std::string config_path_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::uint16_t port_ = 0;
+  int term_signals_ = 0;
+};
+
+}  // namespace pooler::app

@@ -1,0 +1,318 @@
+#include "pooler/app/worker.h"
+
+#include <spdlog/spdlog.h>
+
+#include "pooler/app/app.h"
+#include "pooler/wire/scram.h"
+#include "pooler/wire/sqlstate.h"
+
+namespace pooler::app {
+namespace {
+
+// This worker's share of a pool-wide size: the shares add up to the total, each at least
+// one when the total is positive.
+int share(int total, int count, int index) {
+  if (total <= 0) {
+    return 0;
+  }
+  const int s = total / count + (index < total % count ? 1 : 0);
+  return std::max(s, 1);
+}
+
+}  // namespace
+
+Worker::Worker(App& app, int index, int worker_count, std::shared_ptr<const config::Config> config)
+    : app_(app), index_(index), worker_count_(worker_count), config_(std::move(config)) {}
+
+Worker::~Worker() { join(); }
+
+Result<std::uint16_t> Worker::listen(std::uint16_t port_override) {
+  std::uint16_t bound = 0;
+  for (const auto& addr : config_->general.listen) {
+    auto listener = std::make_unique<net::TcpListener>(
+        loop_, [this](uv_stream_s* server) { on_connection(server); });
+    const std::uint16_t port = port_override != 0 ? port_override : addr.port;
+    if (auto ok = listener->listen(addr.host, port); !ok) {
+      return std::unexpected(ok.error());
+    }
+    if (bound == 0) {
+      bound = listener->port();
+    }
+    listeners_.push_back(std::move(listener));
+  }
+  return bound;
+}
+
+void Worker::start() {
+  pool_timer_ = std::make_unique<net::Timer>(loop_, [this] {
+    const std::uint64_t now = net::now_ms(loop_);
+    for (auto& [key, pool] : pools_) {
+      pool->tick(now);
+    }
+  });
+  pool_timer_->start(std::chrono::milliseconds(100), std::chrono::milliseconds(100));
+  client_timer_ = std::make_unique<net::Timer>(loop_, [this] { janitor(); });
+  client_timer_->start(std::chrono::milliseconds(1000), std::chrono::milliseconds(1000));
+  if (config_->general.stats_period.count() > 0) {
+    stats_timer_ = std::make_unique<net::Timer>(loop_, [this] { stats_line(); });
+    stats_timer_->start(config_->general.stats_period, config_->general.stats_period);
+  }
+  thread_ = std::thread([this] {
+    loop_.run();
+    // Everything is closed: let the close callbacks run.
+    loop_.run();
+  });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+void Worker::on_connection(uv_stream_s* server) {
+  const std::uint64_t id = (static_cast<std::uint64_t>(index_) << 48) | next_client_id_++;
+  auto session = std::make_unique<client::ClientSession>(*this, id);
+  if (auto ok = session->accept(server); !ok) {
+    spdlog::warn("accept failed: {}", ok.error().message);
+    loop_.defer_delete(std::move(session));
+    return;
+  }
+  ++counters_.clients_accepted;
+  if (draining_) {
+    session->close_with_error(wire::sqlstate::kCannotConnectNow, "pgmux is shutting down");
+    return;
+  }
+  const int max_clients = config_->general.max_client_conn;
+  if (max_clients > 0 && static_cast<int>(clients_.size()) >= share(max_clients, worker_count_, index_)) {
+    clients_.emplace(id, std::move(session));
+    clients_[id]->close_with_error(wire::sqlstate::kTooManyConnections,
+                                   "no more connections allowed (max_client_conn)");
+    return;
+  }
+  clients_.emplace(id, std::move(session));
+}
+
+void Worker::on_client_closed(client::ClientSession& session) {
+  auto it = clients_.find(session.id());
+  if (it != clients_.end()) {
+    loop_.defer_delete(std::move(it->second));
+    clients_.erase(it);
+  }
+  if (draining_) {
+    finish_if_drained();
+  }
+}
+
+backend::PoolSettings Worker::pool_settings(const config::DatabaseConfig& db,
+                                            const config::UserConfig& user) const {
+  backend::PoolSettings s;
+  s.database = db.name;
+  s.user = user.name;
+  s.mode = user.pool_mode.value_or(db.pool_mode);
+  s.size = share(db.pool_size, worker_count_, index_);
+  s.min_size = db.min_pool_size == 0 ? 0 : share(db.min_pool_size, worker_count_, index_);
+  s.reserve_size = db.reserve_pool_size == 0 ? 0 : share(db.reserve_pool_size, worker_count_, index_);
+  s.reserve_timeout = db.reserve_pool_timeout;
+  s.max_prepared_statements = db.max_prepared_statements;
+  s.timeouts = db.timeouts;
+  s.max_message_size = config_->general.max_message_size;
+  s.primary = db.primary;
+  return s;
+}
+
+backend::Pool* Worker::pool_for(const config::DatabaseConfig& db, const config::UserConfig& user) {
+  std::string key = db.name + '\0' + user.name;
+  auto it = pools_.find(key);
+  if (it != pools_.end()) {
+    return it->second.get();
+  }
+  backend::ServerLogin login;
+  login.database = db.dbname;
+  if (db.server_user) {
+    login.user = *db.server_user;
+    login.password = db.server_password.value_or("");
+  } else {
+    login.user = user.name;
+    if (user.password_kind != config::PasswordKind::ScramSha256) {
+      login.password = user.password;  // plaintext or md5 hash
+    }
+  }
+  auto pool = std::make_unique<backend::Pool>(loop_, pool_settings(db, user), std::move(login));
+  backend::Pool* raw = pool.get();
+  pools_.emplace(std::move(key), std::move(pool));
+  return raw;
+}
+
+const wire::ScramVerifier& Worker::scram_verifier(const config::UserConfig& user) {
+  auto it = verifiers_.find(user.name);
+  if (it != verifiers_.end()) {
+    return it->second;
+  }
+  wire::ScramVerifier v;
+  if (user.password_kind == config::PasswordKind::ScramSha256) {
+    if (auto parsed = wire::parse_scram_verifier(user.password)) {
+      v = *parsed;
+    } else {
+      spdlog::error("user \"{}\": unusable SCRAM verifier: {}", user.name, parsed.error().message);
+      v = wire::scram_verifier_for_plaintext(std::to_string(next_client_id_) + "-unusable");
+    }
+  } else {
+    v = wire::scram_verifier_for_plaintext(user.password);
+  }
+  return verifiers_.emplace(user.name, std::move(v)).first->second;
+}
+
+// Cancel keys: the pid carries the worker index in bits 24..30, so a CancelRequest that
+// lands on any worker finds the right one without a shared table.
+std::int32_t Worker::register_cancel_key(client::ClientSession& session) {
+  for (;;) {
+    const std::uint32_t counter = next_cancel_++ & 0xFFFFFF;
+    if (counter == 0) {
+      continue;
+    }
+    const auto pid = static_cast<std::int32_t>((static_cast<std::uint32_t>(index_) << 24) | counter);
+    if (cancel_keys_.emplace(pid, &session).second) {
+      return pid;
+    }
+  }
+}
+
+void Worker::unregister_cancel_key(std::int32_t pid) { cancel_keys_.erase(pid); }
+
+void Worker::route_cancel(std::int32_t pid, std::int32_t secret) { app_.route_cancel(pid, secret); }
+
+void Worker::post_cancel(std::int32_t pid, std::int32_t secret) {
+  loop_.post([this, pid, secret] { handle_cancel(pid, secret); });
+}
+
+void Worker::handle_cancel(std::int32_t pid, std::int32_t secret) {
+  auto it = cancel_keys_.find(pid);
+  if (it == cancel_keys_.end() || it->second->cancel_secret() != secret) {
+    return;  // as PostgreSQL: a wrong key is silently ignored
+  }
+  it->second->cancel_running_query();
+}
+
+void Worker::janitor() {
+  const std::uint64_t now = net::now_ms(loop_);
+  std::vector<client::ClientSession*> sessions;
+  sessions.reserve(clients_.size());
+  for (auto& [id, s] : clients_) {
+    sessions.push_back(s.get());
+  }
+  // tick() may close a session, which erases it from clients_: iterate a copy of ids.
+  for (auto* s : sessions) {
+    if (clients_.contains(s->id())) {
+      s->tick(now);
+    }
+  }
+}
+
+void Worker::stats_line() {
+  const auto& c = counters_;
+  const auto& l = last_stats_;
+  const double secs = static_cast<double>(config_->general.stats_period.count()) / 1000.0;
+  int active = 0, idle = 0, waiting = 0;
+  for (const auto& [key, pool] : pools_) {
+    const auto s = pool->stats();
+    active += s.active;
+    idle += s.idle;
+    waiting += s.waiting;
+  }
+  spdlog::info(
+      "stats worker {}: clients {}, server connections {} active {} idle, {} waiting; "
+      "{:.0f} queries/s, {:.0f} transactions/s, in {:.0f} B/s, out {:.0f} B/s",
+      index_, clients_.size(), active, idle, waiting, (c.queries - l.queries) / secs,
+      (c.transactions - l.transactions) / secs, (c.bytes_in - l.bytes_in) / secs,
+      (c.bytes_out - l.bytes_out) / secs);
+  last_stats_ = counters_;
+}
+
+void Worker::post_reload(std::shared_ptr<const config::Config> config) {
+  loop_.post([this, config = std::move(config)] {
+    config_ = config;
+    verifiers_.clear();
+    for (auto& [key, pool] : pools_) {
+      const auto& s = pool->settings();
+      const auto* db = config_->find_database(s.database);
+      const auto* user = config_->find_user(s.user);
+      if (db != nullptr && user != nullptr) {
+        pool->update_settings(pool_settings(*db, *user));
+      }
+    }
+  });
+}
+
+void Worker::post_shutdown(bool fast, std::chrono::milliseconds timeout) {
+  loop_.post([this, fast, timeout] { begin_shutdown(fast, timeout); });
+}
+
+void Worker::begin_shutdown(bool fast, std::chrono::milliseconds timeout) {
+  if (!draining_) {
+    draining_ = true;
+    for (auto& l : listeners_) {
+      l->close();
+    }
+    shutdown_timer_ = std::make_unique<net::Timer>(loop_, [this] { stop_now(); });
+    shutdown_timer_->start(timeout);
+  }
+  if (fast) {
+    stop_now();
+    return;
+  }
+  // Clients between transactions leave now; the others when their transaction ends.
+  std::vector<client::ClientSession*> idle;
+  for (auto& [id, s] : clients_) {
+    if (s->state() != client::ClientState::Linked &&
+        s->state() != client::ClientState::WaitingForBackend) {
+      idle.push_back(s.get());
+    }
+  }
+  for (auto* s : idle) {
+    s->close_with_error(wire::sqlstate::kAdminShutdown, "pgmux is shutting down");
+  }
+  finish_if_drained();
+}
+
+void Worker::finish_if_drained() {
+  if (stopped_) {
+    return;
+  }
+  bool busy = false;
+  for (auto& [id, s] : clients_) {
+    if (s->state() == client::ClientState::Linked ||
+        s->state() == client::ClientState::WaitingForBackend) {
+      busy = true;
+    }
+  }
+  if (!busy) {
+    // Not from inside a session's own callback: on the next turn of the loop.
+    loop_.post([this] { stop_now(); });
+  }
+}
+
+void Worker::stop_now() {
+  if (stopped_) {
+    return;
+  }
+  stopped_ = true;
+  std::vector<client::ClientSession*> all;
+  for (auto& [id, s] : clients_) {
+    all.push_back(s.get());
+  }
+  for (auto* s : all) {
+    s->close_with_error(wire::sqlstate::kAdminShutdown, "pgmux is shutting down");
+  }
+  for (auto& l : listeners_) {
+    l->close();
+  }
+  pools_.clear();
+  pool_timer_.reset();
+  client_timer_.reset();
+  stats_timer_.reset();
+  shutdown_timer_.reset();
+  loop_.close_internal_handles();
+}
+
+}  // namespace pooler::app

@@ -1,0 +1,93 @@
+#pragma once
+// One event-loop thread: its listeners (SO_REUSEPORT), its clients, its share of every
+// pool. Nothing here is shared with other workers except through Loop::post().
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "pooler/backend/pool.h"
+#include "pooler/client/client_session.h"
+#include "pooler/client/session_host.h"
+#include "pooler/config/config.h"
+#include "pooler/net/loop.h"
+#include "pooler/net/tcp_listener.h"
+#include "pooler/net/timer.h"
+
+namespace pooler::app {
+
+class App;
+
+class Worker final : public client::SessionHost {
+ public:
+  Worker(App& app, int index, int worker_count, std::shared_ptr<const config::Config> config);
+  ~Worker();
+
+  // Binds every listen address on `port` (0 = the configured port). Before start().
+  [[nodiscard]] Result<std::uint16_t> listen(std::uint16_t port_override);
+  void start();  // runs the loop on a new thread
+  void join();
+
+  // Thread-safe: each posts to the worker's loop.
+  void post_shutdown(bool fast, std::chrono::milliseconds timeout);
+  void post_reload(std::shared_ptr<const config::Config> config);
+  void post_cancel(std::int32_t pid, std::int32_t secret);
+
+  // SessionHost
+  net::Loop& loop() override { return loop_; }
+  const config::Config& config() const override { return *config_; }
+  std::shared_ptr<const config::Config> config_snapshot() const override { return config_; }
+  int worker_index() const override { return index_; }
+  backend::Pool* pool_for(const config::DatabaseConfig& db, const config::UserConfig& user) override;
+  client::PreparedRegistry& prepared() override { return registry_; }
+  const wire::ScramVerifier& scram_verifier(const config::UserConfig& user) override;
+  void route_cancel(std::int32_t pid, std::int32_t secret) override;
+  std::int32_t register_cancel_key(client::ClientSession& session) override;
+  void unregister_cancel_key(std::int32_t pid) override;
+  void on_client_closed(client::ClientSession& session) override;
+  wire::WriteBuffer& scratch() override { return scratch_; }
+  client::WorkerCounters& counters() override { return counters_; }
+  bool draining() const override { return draining_; }
+
+ private:
+  void on_connection(uv_stream_s* server);
+  void janitor();
+  void stats_line();
+  void handle_cancel(std::int32_t pid, std::int32_t secret);
+  void begin_shutdown(bool fast, std::chrono::milliseconds timeout);
+  void finish_if_drained();
+  void stop_now();
+  backend::PoolSettings pool_settings(const config::DatabaseConfig& db,
+                                      const config::UserConfig& user) const;
+
+  App& app_;
+  int index_;
+  int worker_count_;
+  std::shared_ptr<const config::Config> config_;
+  net::Loop loop_;
+  std::vector<std::unique_ptr<net::TcpListener>> listeners_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<client::ClientSession>> clients_;
+  std::map<std::string, std::unique_ptr<backend::Pool>> pools_;  // "database\0user"
+  std::map<std::string, wire::ScramVerifier, std::less<>> verifiers_;
+  std::unordered_map<std::int32_t, client::ClientSession*> cancel_keys_;
+  client::PreparedRegistry registry_;
+  wire::WriteBuffer scratch_;
+  client::WorkerCounters counters_;
+  client::WorkerCounters last_stats_;
+  std::unique_ptr<net::Timer> pool_timer_;
+  std::unique_ptr<net::Timer> client_timer_;
+  std::unique_ptr<net::Timer> stats_timer_;
+  std::unique_ptr<net::Timer> shutdown_timer_;
+  std::uint64_t next_client_id_ = 1;
+  std::uint32_t next_cancel_ = 1;
+  bool draining_ = false;
+  bool stopped_ = false;
+  std::thread thread_;
+};
+
+}  // namespace pooler::app

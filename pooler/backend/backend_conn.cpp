@@ -1,0 +1,487 @@
+#include "pooler/backend/backend_conn.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "pooler/backend/pool.h"
+#include "pooler/base/check.h"
+#include "pooler/net/timer.h"
+#include "pooler/wire/md5_auth.h"
+
+namespace pooler::backend {
+namespace {
+
+// Reply types whose body pgmux must read; every other frame may stream through unseen.
+bool needs_body(char type) { return type == 'Z' || type == 'S' || type == 'C' || type == 'E'; }
+
+}  // namespace
+
+BackendConn::BackendConn(net::Loop& loop, Pool& pool, std::uint64_t id, config::HostPort address)
+    : loop_(loop),
+      pool_(pool),
+      id_(id),
+      address_(std::move(address)),
+      stream_(loop, *this),
+      expected_(*this) {}
+
+BackendConn::~BackendConn() { stream_.close(); }
+
+void BackendConn::start(const ServerLogin& login, std::uint32_t max_message_size) {
+  login_ = login;
+  max_message_size_ = max_message_size;
+  created_ms_ = net::now_ms(loop_);
+  last_used_ms_ = created_ms_;
+  if (auto ok = stream_.connect(address_.host, address_.port); !ok) {
+    close("cannot connect to " + address_.to_string() + ": " + ok.error().message);
+  }
+}
+
+void BackendConn::transition(BackendState to) {
+  POOLER_CHECK(is_allowed(state_, to), "backend state transition");
+  SPDLOG_TRACE("backend {}: {} -> {}", id_, to_string(state_), to_string(to));
+  state_ = to;
+}
+
+void BackendConn::attach(BackendListener* listener, std::uint64_t now_ms) {
+  listener_ = listener;
+  last_used_ms_ = now_ms;
+}
+
+void BackendConn::detach(std::uint64_t now_ms) {
+  listener_ = nullptr;
+  last_used_ms_ = now_ms;
+}
+
+void BackendConn::on_connected() {
+  transition(BackendState::Authenticating);
+  wire::WriteBuffer out;
+  const std::pair<std::string, std::string> params[] = {
+      {"user", login_.user}, {"database", login_.database}};
+  wire::encode_startup(params, out);
+  stream_.write(out.data());
+}
+
+void BackendConn::on_read(std::span<const std::byte> bytes) {
+  switch (state_) {
+    case BackendState::Authenticating: on_login_bytes(bytes); return;
+    case BackendState::Active:
+    case BackendState::Draining: scan_replies(bytes); return;
+    case BackendState::Idle:
+      // Nothing is owed: this is the server ending the session (admin shutdown, idle
+      // session timeout). The connection cannot be trusted any more.
+      close("server sent data while idle in the pool");
+      return;
+    case BackendState::Connecting:
+    case BackendState::Closed: return;
+  }
+}
+
+void BackendConn::on_eof() { close("server closed the connection"); }
+
+void BackendConn::on_error(const Error& error) {
+  close(state_ == BackendState::Connecting ? "cannot connect to " + address_.to_string() + ": " +
+                                                 error.message
+                                           : error.message);
+}
+
+void BackendConn::on_write_drained() {
+  if (listener_ != nullptr) {
+    listener_->on_backend_writable();
+  }
+}
+
+// ---- Login ----
+
+void BackendConn::on_login_bytes(std::span<const std::byte> bytes) {
+  pending_.insert(pending_.end(), bytes.begin(), bytes.end());
+  std::size_t used = 0;
+  while (state_ == BackendState::Authenticating) {
+    auto frame = wire::peek_frame(std::span(pending_).subspan(used), wire::Phase::Regular,
+                                  max_message_size_);
+    if (!frame) {
+      close("login: " + frame.error().message);
+      return;
+    }
+    if (!frame->has_value()) {
+      break;
+    }
+    used += (*frame)->size_on_wire;
+    auto done = handle_login_frame(**frame);
+    if (!done) {
+      close(done.error().message);
+      return;
+    }
+    if (*done) {
+      pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(used));
+      scram_.reset();
+      login_.password.clear();  // keep no secret longer than needed
+      transition(BackendState::Idle);
+      pool_.on_backend_connected(*this);
+      return;
+    }
+  }
+  pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(used));
+}
+
+Result<bool> BackendConn::handle_login_frame(const wire::Frame& frame) {
+  switch (frame.type) {
+    case 'R': {
+      auto auth = wire::decode_authentication(frame);
+      if (!auth) {
+        return std::unexpected(auth.error());
+      }
+      if (auto ok = handle_auth(*auth); !ok) {
+        return std::unexpected(ok.error());
+      }
+      return false;
+    }
+    case 'S': {
+      auto ps = wire::decode_parameter_status(frame);
+      if (!ps) {
+        return std::unexpected(ps.error());
+      }
+      record_parameter(ps->name, ps->value);
+      return false;
+    }
+    case 'K': {
+      auto key = wire::decode_backend_key_data(frame);
+      if (!key) {
+        return std::unexpected(key.error());
+      }
+      key_ = *key;
+      return false;
+    }
+    case 'E': {
+      auto err = wire::decode_error_response(frame);
+      if (!err) {
+        return std::unexpected(err.error());
+      }
+      return fail(err->sqlstate.starts_with("28") ? Errc::Auth : Errc::Io,
+                  "server refused login: " + err->message);
+    }
+    case 'N': return false;
+    case 'Z': {
+      auto rfq = wire::decode_ready_for_query(frame);
+      if (!rfq) {
+        return std::unexpected(rfq.error());
+      }
+      tx_status_ = rfq->status;
+      return true;
+    }
+    default:
+      return fail(Errc::Protocol,
+                  std::string("unexpected message during login: '") + frame.type + "'");
+  }
+}
+
+Result<void> BackendConn::handle_auth(const wire::Authentication& auth) {
+  wire::WriteBuffer out;
+  const bool plaintext = !login_.password.empty() && !wire::is_md5_hash(login_.password);
+  switch (static_cast<wire::AuthCode>(auth.code)) {
+    case wire::AuthCode::Ok: return {};
+    case wire::AuthCode::CleartextPassword:
+      if (!plaintext) {
+        return fail(Errc::Auth, "server asks for a cleartext password, and pgmux has none for user \"" +
+                                    login_.user + "\"");
+      }
+      wire::encode_password(login_.password, out);
+      break;
+    case wire::AuthCode::Md5Password: {
+      if (auth.data.size() != 4 || login_.password.empty()) {
+        return fail(Errc::Auth, "server asks for an md5 password, and pgmux has none for user \"" +
+                                    login_.user + "\"");
+      }
+      std::array<std::uint8_t, 4> salt{};
+      std::memcpy(salt.data(), auth.data.data(), 4);
+      wire::encode_password(wire::md5_salted_response(login_.password, login_.user, salt), out);
+      break;
+    }
+    case wire::AuthCode::Sasl: {
+      const std::string_view mechs(reinterpret_cast<const char*>(auth.data.data()), auth.data.size());
+      if (mechs.find("SCRAM-SHA-256") == std::string_view::npos) {
+        return fail(Errc::Auth, "server offers no SASL mechanism pgmux supports");
+      }
+      if (plaintext) {
+        scram_ = std::make_unique<wire::ScramClient>(login_.password);
+      } else if (login_.has_scram_keys) {
+        scram_ = std::make_unique<wire::ScramClient>(login_.client_key, login_.server_key);
+      } else {
+        return fail(Errc::Auth, "server asks for SCRAM, and pgmux has neither a plaintext password "
+                                "nor SCRAM keys for user \"" + login_.user + "\"");
+      }
+      wire::encode_sasl_initial_response("SCRAM-SHA-256", scram_->client_first(), out);
+      break;
+    }
+    case wire::AuthCode::SaslContinue: {
+      if (!scram_) {
+        return fail(Errc::Protocol, "unexpected SASLContinue");
+      }
+      auto final_msg = scram_->on_server_first(
+          std::string_view(reinterpret_cast<const char*>(auth.data.data()), auth.data.size()));
+      if (!final_msg) {
+        return std::unexpected(final_msg.error());
+      }
+      wire::encode_sasl_response(*final_msg, out);
+      break;
+    }
+    case wire::AuthCode::SaslFinal: {
+      if (!scram_) {
+        return fail(Errc::Protocol, "unexpected SASLFinal");
+      }
+      return scram_->on_server_final(
+          std::string_view(reinterpret_cast<const char*>(auth.data.data()), auth.data.size()));
+    }
+    default:
+      return fail(Errc::Auth, "server asks for an unsupported authentication method (" +
+                                  std::to_string(auth.code) + ")");
+  }
+  stream_.write(out.data());
+  return {};
+}
+
+void BackendConn::record_parameter(std::string_view name, std::string_view value) {
+  for (auto& [k, v] : server_params_) {
+    if (k == name) {
+      v.assign(value);
+      return;
+    }
+  }
+  server_params_.emplace_back(std::string(name), std::string(value));
+}
+
+// ---- Replies ----
+
+void BackendConn::flush_forward(const std::byte* begin, const std::byte* end) {
+  if (listener_ != nullptr && begin != end) {
+    listener_->on_backend_data(std::span(begin, end));
+  }
+}
+
+void BackendConn::emit_synthetic(const std::string& bytes) {
+  if (listener_ != nullptr) {
+    listener_->on_backend_data(std::as_bytes(std::span(bytes.data(), bytes.size())));
+  }
+}
+
+void BackendConn::statement_failed(std::uint64_t statement) {
+  if (auto it = prepared_.find(statement); it != prepared_.end()) {
+    lru_.erase(it->second);
+    prepared_.erase(it);
+  }
+}
+
+bool BackendConn::on_reply_frame(char type, std::span<const std::byte> body) {
+  const Matched m = expected_.on_reply(type);
+  switch (type) {
+    case 'Z':
+      if (!body.empty()) {
+        tx_status_ = static_cast<wire::TxStatus>(body[0]);
+      }
+      copy_in = false;
+      break;
+    case 'S': {
+      wire::Frame f{type, body, 0};
+      if (auto ps = wire::decode_parameter_status(f)) {
+        record_parameter(ps->name, ps->value);
+      }
+      break;
+    }
+    case 'C':
+      if (listener_ != nullptr && m.disposition == Disposition::Forward) {
+        wire::Frame f{type, body, 0};
+        if (auto cc = wire::decode_command_complete(f)) {
+          listener_->on_backend_command_complete(cc->tag);
+        }
+      }
+      break;
+    case 'E':
+      if (m.error_in_hidden_query && listener_ != nullptr) {
+        wire::Frame f{type, body, 0};
+        if (auto err = wire::decode_error_response(f)) {
+          listener_->on_backend_hidden_error(err->message, err->sqlstate);
+        }
+      }
+      break;
+    case 'G': copy_in = true; break;
+    default: break;
+  }
+  if (m.completed_sync) {
+    sync_completed_ = true;
+  }
+  return m.disposition == Disposition::Forward;
+}
+
+void BackendConn::scan_replies(std::span<const std::byte> input) {
+  const std::byte* p = input.data();
+  const std::byte* const end = p + input.size();
+  const std::byte* fwd = nullptr;  // start of the range being forwarded
+  auto flush = [&](const std::byte* upto) {
+    if (fwd != nullptr) {
+      flush_forward(fwd, upto);
+      fwd = nullptr;
+    }
+  };
+  auto take = [&](bool forward, const std::byte* at) {
+    if (forward) {
+      if (fwd == nullptr) {
+        fwd = at;
+      }
+    } else {
+      flush(at);
+    }
+  };
+
+  // Complete a frame left over from the previous read.
+  while (!pending_.empty() && p < end) {
+    const std::size_t want =
+        pending_.size() < wire::kHeaderSize
+            ? wire::kHeaderSize - pending_.size()
+            : 1 + wire::header_length(pending_.data()) - pending_.size();
+    const std::size_t k = std::min<std::size_t>(want, static_cast<std::size_t>(end - p));
+    pending_.insert(pending_.end(), p, p + k);
+    p += k;
+    if (pending_.size() < wire::kHeaderSize) {
+      return;
+    }
+    const char type = static_cast<char>(pending_[0]);
+    const std::uint32_t len = wire::header_length(pending_.data());
+    if (len < 4 || len > max_message_size_) {
+      close("server sent a message with an impossible length");
+      return;
+    }
+    const std::size_t total = 1 + std::size_t{len};
+    if (pending_.size() < total && !needs_body(type)) {
+      // Header known: stream the rest of this frame.
+      const bool forward = on_reply_frame(type, {});
+      if (forward) {
+        flush_forward(pending_.data(), pending_.data() + pending_.size());
+      }
+      stream_remaining_ = total - pending_.size();
+      stream_forward_ = forward;
+      pending_.clear();
+      break;
+    }
+    if (pending_.size() < total) {
+      continue;  // needs more input
+    }
+    const bool forward = on_reply_frame(type, std::span(pending_).subspan(wire::kHeaderSize));
+    if (forward) {
+      flush_forward(pending_.data(), pending_.data() + total);
+    }
+    pending_.clear();
+    if (!after_frame(p)) {
+      return;
+    }
+  }
+
+  while (p < end) {
+    if (stream_remaining_ > 0) {
+      const std::size_t k = std::min<std::size_t>(stream_remaining_, static_cast<std::size_t>(end - p));
+      take(stream_forward_, p);
+      p += k;
+      stream_remaining_ -= k;
+      continue;
+    }
+    const std::size_t avail = static_cast<std::size_t>(end - p);
+    if (avail < wire::kHeaderSize) {
+      flush(p);
+      pending_.assign(p, end);
+      break;
+    }
+    const char type = static_cast<char>(p[0]);
+    const std::uint32_t len = wire::header_length(p);
+    if (len < 4 || len > max_message_size_) {
+      flush(p);
+      close("server sent a message with an impossible length");
+      return;
+    }
+    const std::size_t total = 1 + std::size_t{len};
+    if (avail < total) {
+      if (needs_body(type)) {
+        flush(p);
+        pending_.assign(p, end);
+        break;
+      }
+      const bool forward = on_reply_frame(type, {});
+      take(forward, p);
+      stream_remaining_ = total - avail;
+      stream_forward_ = forward;
+      p = end;
+      break;
+    }
+    const bool forward = on_reply_frame(type, std::span(p + wire::kHeaderSize, len - 4));
+    take(forward, p);
+    p += total;
+    if (sync_completed_ || expected_.has_ready_synthetic()) {
+      flush(p);
+      if (!after_frame(p)) {
+        return;
+      }
+    }
+  }
+  flush(p);
+}
+
+// Emits synthetic replies that reached the front and reports a finished Sync. Returns
+// false when this connection was closed meanwhile.
+bool BackendConn::after_frame(const std::byte*) {
+  if (expected_.has_ready_synthetic()) {
+    expected_.emit_ready_synthetic();
+  }
+  if (sync_completed_) {
+    sync_completed_ = false;
+    if (listener_ != nullptr) {
+      listener_->on_backend_ready();
+    } else {
+      pool_.on_orphan_ready(*this);
+    }
+  }
+  return state_ != BackendState::Closed;
+}
+
+// ---- Prepared statements ----
+
+bool BackendConn::has_statement(std::uint64_t id) {
+  auto it = prepared_.find(id);
+  if (it == prepared_.end()) {
+    return false;
+  }
+  lru_.splice(lru_.end(), lru_, it->second);
+  return true;
+}
+
+std::uint64_t BackendConn::add_statement(std::uint64_t id, int max) {
+  std::uint64_t evicted = 0;
+  if (max > 0 && static_cast<int>(prepared_.size()) >= max && !lru_.empty()) {
+    evicted = lru_.front();
+    prepared_.erase(evicted);
+    lru_.pop_front();
+  }
+  lru_.push_back(id);
+  prepared_[id] = std::prev(lru_.end());
+  return evicted;
+}
+
+// ---- Closing ----
+
+void BackendConn::close(std::string reason) {
+  if (state_ == BackendState::Closed) {
+    return;
+  }
+  const bool logged_in = state_ != BackendState::Connecting && state_ != BackendState::Authenticating;
+  if (logged_in && stream_.is_open()) {
+    wire::WriteBuffer out;
+    wire::encode_terminate(out);
+    stream_.write(out.data());
+  }
+  const BackendState was = state_;
+  state_ = BackendState::Closed;
+  close_reason_ = std::move(reason);
+  stream_.close();
+  expected_.clear();
+  pool_.on_backend_closed(*this, was);
+}
+
+}  // namespace pooler::backend

@@ -1,0 +1,30 @@
+#pragma once
+// What a leased backend reports to the client session it serves. Loop thread only.
+
+#include <span>
+#include <string_view>
+
+#include "pooler/base/result.h"
+
+namespace pooler::backend {
+
+class BackendListener {
+ public:
+  // Reply bytes for the client, in order.
+  virtual void on_backend_data(std::span<const std::byte> bytes) = 0;
+  // A ReadyForQuery ended a Sync or Query the client sent; the backend may be releasable.
+  virtual void on_backend_ready() = 0;
+  // CommandComplete of a client's statement (tags such as "SET", "COMMIT").
+  virtual void on_backend_command_complete(std::string_view tag) = 0;
+  // A statement pgmux injected for this client failed (e.g. applying its settings).
+  virtual void on_backend_hidden_error(std::string_view message, std::string_view sqlstate) = 0;
+  // The backend's write queue drained: the client may be read again.
+  virtual void on_backend_writable() {}
+  // The backend connection is gone; the client must not wait for more replies.
+  virtual void on_backend_lost(const Error& error) = 0;
+
+ protected:
+  ~BackendListener() = default;
+};
+
+}  // namespace pooler::backend

@@ -1,0 +1,110 @@
+#include "pooler/backend/expected_replies.h"
+
+namespace pooler::backend {
+
+void ExpectedReplies::push(Expected e) { queue_.push_back(std::move(e)); }
+
+void ExpectedReplies::synthesize(std::string bytes) {
+  if (queue_.empty()) {
+    sink_.emit_synthetic(bytes);
+    return;
+  }
+  queue_.push_back(Expected{Reply::Synthetic, false, 0, std::move(bytes)});
+}
+
+void ExpectedReplies::pop_front() { queue_.pop_front(); }
+
+void ExpectedReplies::emit_ready_synthetic() {
+  while (!queue_.empty() && queue_.front().reply == Reply::Synthetic) {
+    const std::string bytes = std::move(queue_.front().synthetic);
+    queue_.pop_front();
+    sink_.emit_synthetic(bytes);
+  }
+}
+
+// After an error in the extended protocol, PostgreSQL discards messages until Sync:
+// their replies will never come.
+void ExpectedReplies::skip_to_sync() {
+  while (!queue_.empty() && queue_.front().reply != Reply::Sync &&
+         queue_.front().reply != Reply::Query) {
+    if (queue_.front().reply == Reply::ParseComplete && queue_.front().statement != 0) {
+      sink_.statement_failed(queue_.front().statement);
+    }
+    queue_.pop_front();
+  }
+}
+
+Matched ExpectedReplies::on_reply(char type) {
+  Matched m;
+  if (type == 'N' || type == 'A' || type == 'S') {
+    m.disposition = front_hidden() ? Disposition::Swallow : Disposition::Forward;
+    return m;
+  }
+  if (queue_.empty()) {
+    return m;  // unsolicited (a FATAL before the backend closes): the client should see it
+  }
+  Expected& front = queue_.front();
+  m.disposition = front.hidden ? Disposition::Swallow : Disposition::Forward;
+  switch (front.reply) {
+    case Reply::Query:
+      if (type == 'E' && front.hidden) {
+        m.error_in_hidden_query = true;
+      }
+      if (type == 'Z') {
+        m.completed_sync = true;
+        pop_front();
+      }
+      return m;
+    case Reply::Sync:
+      if (type == 'Z') {
+        m.completed_sync = true;
+        pop_front();
+      }
+      return m;
+    case Reply::Synthetic:
+      // The owner emits synthetic entries once they reach the front; if one is still
+      // there, emit it now so the order holds.
+      emit_ready_synthetic();
+      return on_reply(type);
+    case Reply::ParseComplete:
+    case Reply::BindComplete:
+    case Reply::CloseComplete:
+    case Reply::Describe:
+    case Reply::Execute:
+      break;
+  }
+  if (type == 'E') {
+    // The failing message's reply is this error, shown to the client even when the
+    // message was ours (a hidden Parse that fails means the client's Bind fails too).
+    m.disposition = Disposition::Forward;
+    if (front.reply == Reply::ParseComplete && front.statement != 0) {
+      sink_.statement_failed(front.statement);
+    }
+    queue_.pop_front();
+    skip_to_sync();
+    return m;
+  }
+  bool done = false;
+  switch (front.reply) {
+    case Reply::ParseComplete: done = type == '1'; break;
+    case Reply::BindComplete: done = type == '2'; break;
+    case Reply::CloseComplete: done = type == '3'; break;
+    case Reply::Describe: done = type == 'T' || type == 'n'; break;
+    case Reply::Execute: done = type == 'C' || type == 'I' || type == 's'; break;
+    default: break;
+  }
+  if (done) {
+    pop_front();
+  } else if (type == 'Z') {
+    // Out of step (should not happen): resynchronise on the next Sync.
+    skip_to_sync();
+    if (!queue_.empty()) {
+      m.disposition = queue_.front().hidden ? Disposition::Swallow : Disposition::Forward;
+      m.completed_sync = true;
+      pop_front();
+    }
+  }
+  return m;
+}
+
+}  // namespace pooler::backend

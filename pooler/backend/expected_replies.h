@@ -1,0 +1,94 @@
+#pragma once
+// The replies a backend still owes, in the order PostgreSQL will send them (PgDog's idea).
+// Every message forwarded to or injected into a backend that produces a reply pushes an
+// entry; each reply frame is matched against the front entry. Under transaction pooling a
+// backend may go back to its pool only when this is empty.
+//
+// Hidden entries belong to messages pgmux injected (a Parse for a statement the backend
+// lacks, a SET bringing the backend to the client's settings): their replies are swallowed.
+// Synthetic entries are replies pgmux answers itself (a ParseComplete for a statement the
+// backend already has): their bytes are emitted when they reach the front, keeping order.
+
+#include <cstdint>
+#include <deque>
+#include <string>
+
+namespace pooler::backend {
+
+enum class Reply : std::uint8_t {
+  ParseComplete,  // '1'
+  BindComplete,   // '2'
+  CloseComplete,  // '3'
+  Describe,       // 't'? then 'T' or 'n'
+  Execute,        // rows, then 'C', 'I' or 's'
+  Sync,           // 'Z'
+  Query,          // anything, then 'Z' (simple Query, FunctionCall)
+  Synthetic,      // bytes pgmux sends itself, in order
+};
+
+struct Expected {
+  Reply reply = Reply::Sync;
+  bool hidden = false;
+  std::uint64_t statement = 0;  // ParseComplete of a named statement: its id, to undo on failure
+  std::string synthetic;        // Synthetic only: the bytes to send
+};
+
+// What to do with one reply frame.
+enum class Disposition : std::uint8_t { Forward, Swallow };
+
+// Outcome of matching one reply frame, for the owner to act on.
+struct Matched {
+  Disposition disposition = Disposition::Forward;
+  bool completed_sync = false;  // a ReadyForQuery ended a Sync or Query entry
+  bool error_in_hidden_query = false;
+};
+
+class ExpectedReplies {
+ public:
+  // Callbacks for entries dropped without their reply (after an error PostgreSQL skips to
+  // Sync) and for synthetic bytes reaching the front.
+  class Sink {
+   public:
+    virtual void emit_synthetic(const std::string& bytes) = 0;
+    virtual void statement_failed(std::uint64_t statement) = 0;
+
+   protected:
+    ~Sink() = default;
+  };
+
+  explicit ExpectedReplies(Sink& sink) : sink_(sink) {}
+
+  void expect(Reply reply, std::uint64_t statement = 0) { push({reply, false, statement, {}}); }
+  void expect_hidden(Reply reply, std::uint64_t statement = 0) {
+    push({reply, true, statement, {}});
+  }
+  // Sends `bytes` now when nothing is owed, else when every earlier reply has passed.
+  void synthesize(std::string bytes);
+
+  // Matches one reply frame of `type`. Async messages ('N', 'A', 'S') never complete
+  // anything; they are swallowed only inside a hidden entry.
+  Matched on_reply(char type);
+
+  // Emits the synthetic entries now at the front. The owner calls it after forwarding
+  // each reply frame, so synthetic bytes follow the reply that preceded them.
+  void emit_ready_synthetic();
+  bool has_ready_synthetic() const {
+    return !queue_.empty() && queue_.front().reply == Reply::Synthetic;
+  }
+
+  bool empty() const { return queue_.empty(); }
+  std::size_t size() const { return queue_.size(); }
+  bool front_hidden() const { return !queue_.empty() && queue_.front().hidden; }
+  // Forgets everything (the connection is gone).
+  void clear() { queue_.clear(); }
+
+ private:
+  void push(Expected e);
+  void pop_front();
+  void skip_to_sync();
+
+  Sink& sink_;
+  std::deque<Expected> queue_;
+};
+
+}  // namespace pooler::backend

@@ -1,0 +1,357 @@
+#include "pooler/backend/pool.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "pooler/base/check.h"
+#include "pooler/net/timer.h"
+#include "pooler/wire/messages.h"
+
+namespace pooler::backend {
+namespace {
+constexpr std::uint64_t kFirstBackoffMs = 100;
+// Capped so that service resumes within about a second of the server coming back.
+constexpr std::uint64_t kMaxBackoffMs = 1000;
+}  // namespace
+
+Pool::Pool(net::Loop& loop, PoolSettings settings, ServerLogin login)
+    : loop_(loop), settings_(std::move(settings)), login_(std::move(login)) {}
+
+Pool::~Pool() {
+  auto backends = std::move(backends_);
+  backends_.clear();
+  idle_.clear();
+  for (auto& b : backends) {
+    b->close("pool removed");
+  }
+}
+
+void Pool::update_settings(PoolSettings settings) { settings_ = std::move(settings); }
+
+void Pool::set_scram_keys(const std::array<std::uint8_t, 32>& client_key,
+                          const std::array<std::uint8_t, 32>& server_key) {
+  login_.has_scram_keys = true;
+  login_.client_key = client_key;
+  login_.server_key = server_key;
+}
+
+bool Pool::can_log_in() const { return !login_.password.empty() || login_.has_scram_keys; }
+
+int Pool::live_count() const {
+  int n = 0;
+  for (const auto& b : backends_) {
+    n += b->state() != BackendState::Closed ? 1 : 0;
+  }
+  return n;
+}
+
+BackendConn* Pool::lease(PoolWaiter& waiter, std::uint64_t now_ms) {
+  while (!idle_.empty()) {
+    BackendConn* b = idle_.back();
+    idle_.pop_back();
+    if (expired(*b, now_ms)) {
+      b->close("server_lifetime reached");
+      continue;
+    }
+    b->transition(BackendState::Active);
+    b->attach(nullptr, now_ms);
+    ++leases_;
+    return b;
+  }
+  waiter.waiting = true;
+  waiter.wait_since_ms = now_ms;
+  waiter.wait_it = waiters_.insert(waiters_.end(), &waiter);
+  spawn_if_needed(now_ms);
+  return nullptr;
+}
+
+void Pool::cancel_wait(PoolWaiter& waiter) {
+  if (waiter.waiting) {
+    waiters_.erase(waiter.wait_it);
+    waiter.waiting = false;
+  }
+  if (waiter.waiting_for_params) {
+    param_waiters_.remove(&waiter);
+    waiter.waiting_for_params = false;
+  }
+}
+
+void Pool::wait_for_server_params(PoolWaiter& waiter) {
+  if (have_params_) {
+    waiter.on_server_params_ready();
+    return;
+  }
+  waiter.waiting_for_params = true;
+  param_waiters_.push_back(&waiter);
+  spawn_if_needed(net::now_ms(loop_));
+}
+
+bool Pool::expired(const BackendConn& backend, std::uint64_t now_ms) const {
+  const auto lifetime = static_cast<std::uint64_t>(settings_.timeouts.server_lifetime.count());
+  return closing_all_ || (lifetime > 0 && now_ms - backend.created_ms() >= lifetime);
+}
+
+void Pool::spawn_if_needed(std::uint64_t now_ms) {
+  int connecting = 0;
+  int live = 0;
+  for (const auto& b : backends_) {
+    if (b->state() == BackendState::Closed) {
+      continue;
+    }
+    ++live;
+    if (b->state() == BackendState::Connecting || b->state() == BackendState::Authenticating) {
+      ++connecting;
+    }
+  }
+  int wanted = static_cast<int>(waiters_.size()) - connecting;
+  if (!have_params_ && !param_waiters_.empty() && live == 0) {
+    wanted = std::max(wanted, 1);
+  }
+  wanted = std::max(wanted, settings_.min_size - live);
+  int limit = settings_.size;
+  // The reserve opens once the first waiter has waited reserve_pool_timeout.
+  if (settings_.reserve_size > 0 && !waiters_.empty() &&
+      now_ms - waiters_.front()->wait_since_ms >=
+          static_cast<std::uint64_t>(settings_.reserve_timeout.count())) {
+    limit += settings_.reserve_size;
+  }
+  while (wanted > 0 && live < limit && now_ms >= next_connect_ms_ && can_log_in()) {
+    spawn(now_ms);
+    ++live;
+    --wanted;
+  }
+}
+
+void Pool::spawn(std::uint64_t) {
+  auto backend = std::make_unique<BackendConn>(loop_, *this, next_id_++, settings_.primary);
+  BackendConn* raw = backend.get();
+  backends_.push_back(std::move(backend));
+  raw->start(login_, settings_.max_message_size);
+}
+
+void Pool::on_backend_connected(BackendConn& backend) {
+  backoff_ms_ = 0;
+  next_connect_ms_ = 0;
+  last_error_.clear();
+  if (!have_params_) {
+    server_params_ = backend.server_params();
+    have_params_ = true;
+    auto waiters = std::move(param_waiters_);
+    param_waiters_.clear();
+    for (PoolWaiter* w : waiters) {
+      w->waiting_for_params = false;
+      w->on_server_params_ready();
+    }
+  }
+  SPDLOG_DEBUG("pool {}/{}: backend {} connected to {} (pid {})", settings_.database,
+               settings_.user, backend.id(), backend.address().to_string(), backend.server_pid());
+  hand_over(backend);
+}
+
+void Pool::hand_over(BackendConn& backend) {
+  POOLER_DCHECK(backend.state() == BackendState::Idle, "hand over an idle backend");
+  const std::uint64_t now = net::now_ms(loop_);
+  if (expired(backend, now)) {
+    backend.close(closing_all_ ? "reconnect requested" : "server_lifetime reached");
+    return;
+  }
+  if (!waiters_.empty()) {
+    PoolWaiter* w = waiters_.front();
+    waiters_.pop_front();
+    w->waiting = false;
+    backend.transition(BackendState::Active);
+    backend.attach(nullptr, now);
+    ++leases_;
+    w->on_backend_leased(backend);
+    return;
+  }
+  backend.detach(now);
+  idle_.push_back(&backend);
+}
+
+void Pool::release(BackendConn& backend, bool reusable) {
+  backend.detach(net::now_ms(loop_));
+  if (!reusable || !backend.is_releasable()) {
+    backend.close(reusable ? "released in an unknown state" : "released as unusable");
+    return;
+  }
+  backend.transition(BackendState::Idle);
+  hand_over(backend);
+}
+
+void Pool::release_orphan(BackendConn& backend) {
+  backend.detach(net::now_ms(loop_));
+  backend.transition(BackendState::Draining);
+  on_orphan_ready(backend);
+}
+
+// A backend whose client left: finish what it owes, roll back, then reuse it.
+void Pool::on_orphan_ready(BackendConn& backend) {
+  if (backend.state() != BackendState::Draining) {
+    return;
+  }
+  if (!backend.expected().empty()) {
+    return;  // more replies to come
+  }
+  wire::WriteBuffer out;
+  if (backend.copy_in) {
+    // CopyFail ('f'): ends the COPY with an error; the server then sends ReadyForQuery.
+    out.begin_message('f').cstring("client disconnected");
+    backend.copy_in = false;
+    backend.expected().expect_hidden(Reply::Sync);
+  } else if (backend.unsynced) {
+    wire::encode_sync(out);
+    backend.unsynced = false;
+    backend.expected().expect_hidden(Reply::Sync);
+  } else if (backend.tx_status() != wire::TxStatus::Idle) {
+    wire::encode(wire::Query{"ROLLBACK"}, out);
+    backend.expected().expect_hidden(Reply::Query);
+  } else if (backend.needs_reset) {
+    // Session state a client left behind: advisory locks are not released by DISCARD ALL,
+    // and DISCARD ALL cannot share an implicit transaction, hence two queries.
+    wire::encode(wire::Query{"SELECT pg_advisory_unlock_all()"}, out);
+    backend.expected().expect_hidden(Reply::Query);
+    wire::encode(wire::Query{"DISCARD ALL"}, out);
+    backend.expected().expect_hidden(Reply::Query);
+    backend.needs_reset = false;
+    backend.forget_statements();
+    backend.settings_hash = 0;
+  } else {
+    backend.transition(BackendState::Idle);
+    hand_over(backend);
+    return;
+  }
+  backend.send(out.data());
+}
+
+void Pool::on_backend_closed(BackendConn& backend, BackendState was) {
+  if (was == BackendState::Idle) {
+    std::erase(idle_, &backend);
+  }
+  const bool failed_login = was == BackendState::Connecting || was == BackendState::Authenticating;
+  if (failed_login) {
+    ++connect_failures_;
+    last_error_ = std::string(backend.close_reason());
+    backoff_ms_ = backoff_ms_ == 0 ? kFirstBackoffMs : std::min(backoff_ms_ * 2, kMaxBackoffMs);
+    next_connect_ms_ = net::now_ms(loop_) + backoff_ms_;
+    spdlog::warn("pool {}/{}: {}", settings_.database, settings_.user, last_error_);
+  } else {
+    SPDLOG_DEBUG("pool {}/{}: backend {} closed: {}", settings_.database, settings_.user,
+                 backend.id(), backend.close_reason());
+  }
+  if (BackendListener* l = backend.listener(); l != nullptr) {
+    backend.detach(net::now_ms(loop_));
+    l->on_backend_lost(Error{Errc::Io, "server connection lost: " + std::string(backend.close_reason())});
+  }
+  // Find and defer-delete: never delete inside the backend's own callback.
+  auto it = std::find_if(backends_.begin(), backends_.end(),
+                         [&](const auto& p) { return p.get() == &backend; });
+  if (it != backends_.end()) {
+    loop_.defer_delete(std::move(*it));
+    backends_.erase(it);
+  }
+  // Fast fail: when the server cannot be reached at all, waiting clients hear it now
+  // instead of at query_wait_timeout.
+  if (failed_login && live_count() == 0) {
+    fail_waiters(Error{Errc::Io, last_error_});
+  }
+}
+
+void Pool::fail_waiters(const Error& error) {
+  auto waiters = std::move(waiters_);
+  waiters_.clear();
+  for (PoolWaiter* w : waiters) {
+    w->waiting = false;
+  }
+  auto param_waiters = std::move(param_waiters_);
+  param_waiters_.clear();
+  for (PoolWaiter* w : param_waiters) {
+    w->waiting_for_params = false;
+  }
+  for (PoolWaiter* w : waiters) {
+    w->on_lease_failed(error);
+  }
+  for (PoolWaiter* w : param_waiters) {
+    w->on_lease_failed(error);
+  }
+}
+
+void Pool::tick(std::uint64_t now_ms) {
+  const auto& t = settings_.timeouts;
+  // Clients that waited too long for a backend.
+  const auto wait_limit = static_cast<std::uint64_t>(t.query_wait_timeout.count());
+  if (wait_limit > 0) {
+    while (!waiters_.empty() && now_ms - waiters_.front()->wait_since_ms >= wait_limit) {
+      PoolWaiter* w = waiters_.front();
+      waiters_.pop_front();
+      w->waiting = false;
+      w->on_lease_failed(Error{Errc::Timeout, "query_wait_timeout: no server connection was free within " +
+                                                  std::to_string(wait_limit / 1000.0).substr(0, 5) + " s"});
+    }
+  }
+  const auto connect_limit = static_cast<std::uint64_t>(t.server_connect_timeout.count());
+  const auto idle_limit = static_cast<std::uint64_t>(t.server_idle_timeout.count());
+  std::vector<BackendConn*> to_close;
+  int live = 0;
+  for (const auto& b : backends_) {
+    switch (b->state()) {
+      case BackendState::Connecting:
+      case BackendState::Authenticating:
+        if (connect_limit > 0 && now_ms - b->created_ms() >= connect_limit) {
+          to_close.push_back(b.get());
+        }
+        break;
+      case BackendState::Idle:
+        ++live;
+        if ((idle_limit > 0 && now_ms - b->last_used_ms() >= idle_limit &&
+             live > settings_.min_size) ||
+            expired(*b, now_ms)) {
+          to_close.push_back(b.get());
+        }
+        break;
+      default: break;
+    }
+  }
+  for (BackendConn* b : to_close) {
+    if (b->state() == BackendState::Idle) {
+      b->close(expired(*b, now_ms) ? "server_lifetime reached" : "server_idle_timeout reached");
+    } else {
+      b->close("server_connect_timeout: no login within " + std::to_string(connect_limit) + " ms");
+    }
+  }
+  spawn_if_needed(now_ms);
+}
+
+void Pool::close_idle() {
+  closing_all_ = true;
+  auto idle = idle_;
+  for (BackendConn* b : idle) {
+    b->close("reconnect requested");
+  }
+  closing_all_ = false;
+}
+
+PoolStats Pool::stats() const {
+  PoolStats s;
+  for (const auto& b : backends_) {
+    switch (b->state()) {
+      case BackendState::Active: ++s.active; break;
+      case BackendState::Idle: ++s.idle; break;
+      case BackendState::Connecting:
+      case BackendState::Authenticating: ++s.connecting; break;
+      case BackendState::Draining: ++s.draining; break;
+      case BackendState::Closed: break;
+    }
+  }
+  s.waiting = static_cast<int>(waiters_.size());
+  const std::uint64_t now = net::now_ms(loop_);
+  if (!waiters_.empty()) {
+    s.max_wait_ms = now - waiters_.front()->wait_since_ms;
+  }
+  s.leases = leases_;
+  s.connect_failures = connect_failures_;
+  return s;
+}
+
+}  // namespace pooler::backend

@@ -1,0 +1,129 @@
+#pragma once
+// The backends of one (database, user) on one worker, and the clients waiting for one.
+// Each worker has its own share of pool_size, so no lock is ever taken. Loop thread only.
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "pooler/backend/backend_conn.h"
+#include "pooler/config/config.h"
+#include "pooler/net/loop.h"
+
+namespace pooler::backend {
+
+// A client that wants a backend (or, at login, the server's parameters).
+class PoolWaiter {
+ public:
+  virtual void on_backend_leased(BackendConn& backend) = 0;
+  virtual void on_lease_failed(const Error& error) = 0;
+  virtual void on_server_params_ready() = 0;
+
+  // Bookkeeping owned by the Pool.
+  bool waiting = false;
+  bool waiting_for_params = false;
+  std::list<PoolWaiter*>::iterator wait_it;
+  std::uint64_t wait_since_ms = 0;
+
+ protected:
+  ~PoolWaiter() = default;
+};
+
+struct PoolSettings {
+  std::string database;  // client-visible name
+  std::string user;
+  config::PoolMode mode = config::PoolMode::Transaction;
+  int size = 20;          // this worker's share
+  int min_size = 0;
+  int reserve_size = 0;
+  config::Millis reserve_timeout{5000};
+  int max_prepared_statements = 200;
+  config::Timeouts timeouts;
+  std::uint32_t max_message_size = 64 * 1024 * 1024;
+  config::HostPort primary;
+};
+
+struct PoolStats {
+  int active = 0;       // leased to a client
+  int idle = 0;         // ready in the pool
+  int connecting = 0;   // connecting or logging in
+  int draining = 0;     // finishing a departed client's work
+  int waiting = 0;      // clients waiting for a backend
+  std::uint64_t max_wait_ms = 0;
+  std::uint64_t leases = 0;
+  std::uint64_t connect_failures = 0;
+};
+
+class Pool {
+ public:
+  Pool(net::Loop& loop, PoolSettings settings, ServerLogin login);
+  ~Pool();
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  const PoolSettings& settings() const { return settings_; }
+  void update_settings(PoolSettings settings);
+  // The SCRAM keys learnt from a client's login, when the config holds only a verifier.
+  void set_scram_keys(const std::array<std::uint8_t, 32>& client_key,
+                      const std::array<std::uint8_t, 32>& server_key);
+  bool can_log_in() const;
+
+  // A leased backend now, or nullptr: then `waiter` is queued (FIFO) and hears later.
+  BackendConn* lease(PoolWaiter& waiter, std::uint64_t now_ms);
+  // Gives a backend back. `reusable` = false closes it (broken or unknown state).
+  void release(BackendConn& backend, bool reusable);
+  // The client left while the backend still owed replies or was in a transaction.
+  void release_orphan(BackendConn& backend);
+  void cancel_wait(PoolWaiter& waiter);
+
+  // ParameterStatus values of this pool's server, learnt from its first login.
+  bool has_server_params() const { return have_params_; }
+  const std::vector<std::pair<std::string, std::string>>& server_params() const {
+    return server_params_;
+  }
+  // Calls waiter.on_server_params_ready() now or once a backend has logged in.
+  void wait_for_server_params(PoolWaiter& waiter);
+
+  // Periodic work: timeouts, reconnects, min_pool_size. Every ~100 ms.
+  void tick(std::uint64_t now_ms);
+  // Closes every idle backend now and the others when released (RECONNECT, shutdown).
+  void close_idle();
+
+  PoolStats stats() const;
+  const std::string& last_error() const { return last_error_; }
+
+  // From BackendConn.
+  void on_backend_connected(BackendConn& backend);
+  void on_backend_closed(BackendConn& backend, BackendState was);
+  void on_orphan_ready(BackendConn& backend);
+
+ private:
+  void spawn_if_needed(std::uint64_t now_ms);
+  void spawn(std::uint64_t now_ms);
+  void hand_over(BackendConn& backend);  // to the first waiter, or into idle_
+  void fail_waiters(const Error& error);
+  int live_count() const;
+  bool expired(const BackendConn& backend, std::uint64_t now_ms) const;
+
+  net::Loop& loop_;
+  PoolSettings settings_;
+  ServerLogin login_;
+  std::vector<std::unique_ptr<BackendConn>> backends_;  // all of them, any state
+  std::vector<BackendConn*> idle_;                      // LIFO: the warmest first
+  std::list<PoolWaiter*> waiters_;
+  std::list<PoolWaiter*> param_waiters_;
+  std::vector<std::pair<std::string, std::string>> server_params_;
+  bool have_params_ = false;
+  std::uint64_t next_id_ = 1;
+  std::uint64_t next_connect_ms_ = 0;  // reconnect backoff
+  std::uint64_t backoff_ms_ = 0;
+  std::string last_error_;
+  std::uint64_t leases_ = 0;
+  std::uint64_t connect_failures_ = 0;
+  bool closing_all_ = false;
+};
+
+}  // namespace pooler::backend

@@ -1,0 +1,23 @@
+#pragma once
+// Logging setup: spdlog, text on a terminal or JSON lines. Loggers are thread-safe
+// (spdlog's _mt sinks); the hot path calls them only at debug level behind a level check.
+
+#include <spdlog/spdlog.h>
+
+#include <string_view>
+
+namespace pooler::log {
+
+enum class Format { Text, Json };
+
+// Installs the default logger writing to stderr. Safe to call again (reload).
+void setup(Format format, spdlog::level::level_enum level);
+void set_level(spdlog::level::level_enum level);
+
+// "info" -> level; false when the name is unknown.
+bool parse_level(std::string_view name, spdlog::level::level_enum& out);
+
+// Escapes `text` for inclusion in a JSON string (log messages in JSON format).
+std::string json_escape(std::string_view text);
+
+}  // namespace pooler::log

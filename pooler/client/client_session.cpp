@@ -1,0 +1,1112 @@
+#include "pooler/client/client_session.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "pooler/backend/cancel_request.h"
+#include "pooler/base/check.h"
+#include "pooler/net/timer.h"
+#include "pooler/wire/md5_auth.h"
+#include "pooler/wire/sqlstate.h"
+
+namespace pooler::client {
+namespace {
+
+namespace ss = wire::sqlstate;
+
+std::string quote_literal(std::string_view v) {
+  std::string out = "'";
+  for (const char c : v) {
+    out += c;
+    if (c == '\'') {
+      out += '\'';
+    }
+  }
+  out += '\'';
+  return out;
+}
+
+std::uint64_t hash_settings(const std::vector<std::pair<std::string, std::string>>& settings) {
+  if (settings.empty()) {
+    return 0;
+  }
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (const auto& [name, stmt] : settings) {
+    for (const char c : stmt) {
+      h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    }
+    h = (h ^ 0xff) * 1099511628211ull;
+  }
+  return h == 0 ? 1 : h;
+}
+
+void upsert(std::vector<std::pair<std::string, std::string>>& v, std::string name, std::string value) {
+  for (auto& [k, val] : v) {
+    if (k == name) {
+      val = std::move(value);
+      return;
+    }
+  }
+  v.emplace_back(std::move(name), std::move(value));
+}
+
+// Startup keys that are not settings.
+bool is_startup_only(std::string_view key) {
+  return key == "user" || key == "database" || key == "replication" || key == "options" ||
+         key.starts_with("_pq_.");
+}
+
+// `-c name=value` and `--name=value` pairs from the startup "options" parameter.
+std::vector<std::pair<std::string, std::string>> parse_options(std::string_view options) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::vector<std::string> words;
+  std::string cur;
+  bool escape = false;
+  for (const char c : options) {
+    if (escape) {
+      cur += c;
+      escape = false;
+    } else if (c == '\\') {
+      escape = true;
+    } else if (c == ' ' || c == '\t') {
+      if (!cur.empty()) {
+        words.push_back(std::move(cur));
+        cur.clear();
+      }
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) {
+    words.push_back(std::move(cur));
+  }
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    std::string_view w = words[i];
+    if (w == "-c" && i + 1 < words.size()) {
+      w = words[++i];
+    } else if (w.starts_with("-c")) {
+      w.remove_prefix(2);
+    } else if (w.starts_with("--")) {
+      w.remove_prefix(2);
+    } else {
+      continue;
+    }
+    const auto eq = w.find('=');
+    if (eq == std::string_view::npos) {
+      continue;
+    }
+    std::string name(w.substr(0, eq));
+    std::replace(name.begin(), name.end(), '-', '_');
+    out.emplace_back(std::move(name), std::string(w.substr(eq + 1)));
+  }
+  return out;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+}  // namespace
+
+ClientSession::ClientSession(SessionHost& host, std::uint64_t id)
+    : host_(host), id_(id), stream_(host.loop(), *this) {}
+
+ClientSession::~ClientSession() {
+  if (pool_ != nullptr) {
+    pool_->cancel_wait(*this);
+  }
+  for (const auto& [name, sid] : statements_) {
+    host_.prepared().release(sid);
+  }
+  stream_.close();
+}
+
+Result<void> ClientSession::accept(uv_stream_s* server) {
+  if (auto ok = stream_.accept_from(server); !ok) {
+    return ok;
+  }
+  peer_ = stream_.peer();
+  connected_ms_ = net::now_ms(host_.loop());
+  last_activity_ms_ = connected_ms_;
+  SPDLOG_DEBUG("client {} {}: connected", id_, peer_);
+  return {};
+}
+
+void ClientSession::transition(ClientState to) {
+  POOLER_CHECK(is_allowed(state_, to), "client state transition");
+  SPDLOG_TRACE("client {}: {} -> {}", id_, to_string(state_), to_string(to));
+  state_ = to;
+}
+
+// ---- Input ----
+
+void ClientSession::on_read(std::span<const std::byte> bytes) {
+  host_.counters().bytes_in += bytes.size();
+  last_activity_ms_ = net::now_ms(host_.loop());
+  if (state_ == ClientState::Closing) {
+    return;
+  }
+  if (inbuf_.empty()) {
+    const std::size_t used = process(bytes);
+    if (used < bytes.size() && state_ != ClientState::Closing) {
+      inbuf_.assign(bytes.begin() + static_cast<std::ptrdiff_t>(used), bytes.end());
+    }
+  } else {
+    inbuf_.insert(inbuf_.end(), bytes.begin(), bytes.end());
+    process_buffered();
+  }
+  // Frames waiting for a backend or for the server parameters: stop reading until then,
+  // so a client cannot pile up input here.
+  if (!inbuf_.empty() && (state_ == ClientState::WaitingForBackend ||
+                          state_ == ClientState::WaitingForParams)) {
+    stream_.pause_reading();
+  }
+}
+
+void ClientSession::process_buffered() {
+  if (inbuf_.empty() || state_ == ClientState::Closing) {
+    return;
+  }
+  // `process` may re-enter (a lease granted synchronously); work on a moved-out copy.
+  std::vector<std::byte> buf = std::move(inbuf_);
+  inbuf_.clear();
+  const std::size_t used = process(buf);
+  if (state_ == ClientState::Closing) {
+    return;
+  }
+  if (used < buf.size()) {
+    std::vector<std::byte> rest(buf.begin() + static_cast<std::ptrdiff_t>(used), buf.end());
+    rest.insert(rest.end(), inbuf_.begin(), inbuf_.end());
+    inbuf_ = std::move(rest);
+  }
+}
+
+std::size_t ClientSession::process(std::span<const std::byte> in) {
+  const std::uint32_t max_size = host_.config().general.max_message_size;
+  std::size_t used = 0;
+  while (used < in.size() && state_ != ClientState::Closing) {
+    if (state_ == ClientState::Linked) {
+      const std::size_t n = forward_frames(in.subspan(used));
+      used += n;
+      if (n == 0 || state_ == ClientState::Linked) {
+        break;  // an incomplete frame, or everything forwarded
+      }
+      continue;
+    }
+    if (state_ == ClientState::WaitingForBackend || state_ == ClientState::WaitingForParams) {
+      break;
+    }
+    const auto phase =
+        state_ == ClientState::AwaitingStartup ? wire::Phase::Startup : wire::Phase::Regular;
+    auto frame = wire::peek_frame(in.subspan(used), phase, max_size);
+    if (!frame) {
+      // PostgreSQL closes on an impossible length without reading further.
+      if (phase == wire::Phase::Startup) {
+        spdlog::info("client {} {}: {}", id_, peer_, frame.error().message);
+        begin_close(frame.error().message);
+      } else {
+        close_with_error(ss::kProtocolViolation, frame.error().message);
+      }
+      return used;
+    }
+    if (!frame->has_value()) {
+      break;
+    }
+    const wire::Frame& f = **frame;
+    Result<void> ok;
+    bool consumed = true;
+    switch (state_) {
+      case ClientState::AwaitingStartup: ok = handle_startup(f); break;
+      case ClientState::Authenticating: ok = handle_auth(f); break;
+      case ClientState::Idle: handle_idle_frame(f, consumed); break;
+      case ClientState::WaitingForParams:
+      case ClientState::WaitingForBackend:
+      case ClientState::Linked:
+      case ClientState::Closing: consumed = false; break;
+    }
+    if (!ok) {
+      const auto& e = ok.error();
+      const std::string_view code = e.code == Errc::Auth       ? ss::kInvalidPassword
+                                    : e.code == Errc::Protocol ? ss::kProtocolViolation
+                                                               : ss::kConnectionFailure;
+      if (e.code == Errc::Auth) {
+        ++host_.counters().logins_failed;
+      }
+      close_with_error(code, e.message);
+      return used;
+    }
+    if (consumed) {
+      used += f.size_on_wire;
+    }
+  }
+  return used;
+}
+
+// ---- Startup and authentication ----
+
+Result<void> ClientSession::handle_startup(const wire::Frame& frame) {
+  auto pkt = wire::decode_startup(frame);
+  if (!pkt) {
+    return std::unexpected(pkt.error());
+  }
+  switch (pkt->kind) {
+    case wire::StartupKind::SslRequest:
+    case wire::StartupKind::GssEncRequest: {
+      // No TLS yet: 'N' tells the client to continue in plaintext, as PostgreSQL does.
+      const std::byte no{'N'};
+      write(std::span(&no, 1));
+      return {};
+    }
+    case wire::StartupKind::CancelRequest:
+      host_.route_cancel(pkt->cancel_pid, pkt->cancel_secret);
+      begin_close("cancel request");
+      return {};
+    case wire::StartupKind::Startup: break;
+  }
+  user_ = std::string(pkt->param("user"));
+  database_ = std::string(pkt->param("database"));
+  if (user_.empty()) {
+    return fail(Errc::Protocol, "no PostgreSQL user name specified in startup packet");
+  }
+  if (database_.empty()) {
+    database_ = user_;
+  }
+  for (const auto& [key, value] : pkt->params) {
+    if (key == "options") {
+      for (auto& [name, v] : parse_options(value)) {
+        const std::string n = lower(name);
+        upsert(startup_settings_, n, "set_config(" + quote_literal(n) + ", " + quote_literal(v) + ", false)");
+        upsert(reported_, name, v);
+      }
+    } else if (!is_startup_only(key)) {
+      const std::string n = lower(key);
+      upsert(startup_settings_, n, "set_config(" + quote_literal(n) + ", " + quote_literal(value) + ", false)");
+      upsert(reported_, key, value);
+    }
+  }
+  std::sort(startup_settings_.begin(), startup_settings_.end());
+  reset_settings();
+  config_ = host_.config_snapshot();
+  const config::Config& cfg = *config_;
+  db_config_ = cfg.find_database(database_);
+  if (db_config_ == nullptr) {
+    spdlog::info("client {} {}: unknown database \"{}\"", id_, peer_, database_);
+    ++host_.counters().logins_failed;
+    close_with_error(ss::kInvalidCatalogName, "database \"" + database_ + "\" does not exist");
+    return {};
+  }
+  user_config_ = cfg.find_user(user_);
+  user_known_ = user_config_ != nullptr;
+  transition(ClientState::Authenticating);
+  return start_auth();
+}
+
+Result<void> ClientSession::start_auth() {
+  wire::WriteBuffer& out = host_.scratch();
+  out.clear();
+  if (user_known_ && user_config_->auth == config::AuthMethod::Trust) {
+    return finish_auth();
+  }
+  if (user_known_ && user_config_->auth == config::AuthMethod::Md5) {
+    wire::random_bytes(md5_salt_);
+    wire::encode_auth_md5(md5_salt_, out);
+  } else {
+    // SCRAM, also for unknown users: a verifier nobody can match, so the answer is the
+    // same "password authentication failed" whether the user exists or not.
+    scram_ = std::make_unique<wire::ScramServer>(
+        user_known_ ? host_.scram_verifier(*user_config_)
+                    : wire::scram_verifier_for_plaintext(std::to_string(id_) + "-no-such-user"));
+    const std::string_view mechs[] = {"SCRAM-SHA-256"};
+    wire::encode_auth_sasl(mechs, out);
+  }
+  write(out.data());
+  return {};
+}
+
+Result<void> ClientSession::handle_auth(const wire::Frame& frame) {
+  const std::string failed = "password authentication failed for user \"" + user_ + "\"";
+  if (frame.type != 'p') {
+    return fail(Errc::Protocol, std::string("expected password response, got message type '") +
+                                    frame.type + "'");
+  }
+  if (!scram_) {  // md5
+    auto password = wire::decode_password(frame);
+    if (!password) {
+      return std::unexpected(password.error());
+    }
+    const std::string expected =
+        wire::md5_salted_response(user_config_->password, user_, md5_salt_);
+    if (*password != expected) {
+      spdlog::info("client {} {}: {}", id_, peer_, failed);
+      return fail(Errc::Auth, failed);
+    }
+    return finish_auth();
+  }
+  wire::WriteBuffer& out = host_.scratch();
+  out.clear();
+  if (!scram_->authenticated() && !scram_started_) {
+    auto initial = wire::decode_sasl_initial_response(frame);
+    if (!initial) {
+      return std::unexpected(initial.error());
+    }
+    if (initial->mechanism != "SCRAM-SHA-256") {
+      return fail(Errc::Protocol, "client selected an invalid SASL authentication mechanism");
+    }
+    auto server_first = scram_->on_client_first(initial->data);
+    if (!server_first) {
+      return std::unexpected(server_first.error());
+    }
+    scram_started_ = true;
+    wire::encode_auth_sasl_continue(*server_first, out);
+    write(out.data());
+    return {};
+  }
+  const std::string_view data(reinterpret_cast<const char*>(frame.body.data()), frame.body.size());
+  auto server_final = scram_->on_client_final(data);
+  if (!server_final || !user_known_) {
+    spdlog::info("client {} {}: {}", id_, peer_, failed);
+    return fail(Errc::Auth, failed);
+  }
+  wire::encode_auth_sasl_final(*server_final, out);
+  write(out.data());
+  return finish_auth();
+}
+
+Result<void> ClientSession::finish_auth() {
+  wire::WriteBuffer& out = host_.scratch();
+  out.clear();
+  wire::encode_auth_ok(out);
+  write(out.data());
+  mode_ = user_config_->pool_mode.value_or(db_config_->pool_mode);
+  pool_ = host_.pool_for(*db_config_, *user_config_);
+  if (pool_ == nullptr) {
+    return fail(Errc::Internal, "no pool for database \"" + database_ + "\"");
+  }
+  if (scram_ && scram_->authenticated() && !pool_->can_log_in()) {
+    // Only a verifier is configured: the client's proof gives the keys pgmux needs to log
+    // in to PostgreSQL as this user, without ever knowing the password.
+    pool_->set_scram_keys(scram_->client_key(), host_.scram_verifier(*user_config_).server_key);
+  }
+  scram_.reset();
+  cancel_pid_ = host_.register_cancel_key(*this);
+  std::array<std::uint8_t, 4> secret{};
+  wire::random_bytes(secret);
+  std::memcpy(&cancel_secret_, secret.data(), 4);
+  transition(ClientState::WaitingForParams);
+  pool_->wait_for_server_params(*this);
+  return {};
+}
+
+void ClientSession::on_server_params_ready() {
+  if (state_ != ClientState::WaitingForParams) {
+    return;
+  }
+  send_login_params();
+  transition(ClientState::Idle);
+  SPDLOG_DEBUG("client {} {}: logged in as {} to {}", id_, peer_, user_, database_);
+  stream_.resume_reading();
+  process_buffered();
+}
+
+void ClientSession::send_login_params() {
+  wire::WriteBuffer& out = host_.scratch();
+  out.clear();
+  for (const auto& [name, value] : pool_->server_params()) {
+    std::string_view v = value;
+    for (const auto& [k, mine] : reported_) {
+      if (k == name) {
+        v = mine;
+      }
+    }
+    wire::encode(wire::ParameterStatus{name, v}, out);
+  }
+  wire::encode(wire::BackendKeyData{cancel_pid_, cancel_secret_}, out);
+  wire::encode(wire::ReadyForQuery{wire::TxStatus::Idle}, out);
+  write(out.data());
+}
+
+// ---- Requests while no backend is leased ----
+
+void ClientSession::handle_idle_frame(const wire::Frame& frame, bool& consumed) {
+  if (frame.type == 'X') {
+    begin_close("client sent Terminate");
+    return;
+  }
+  if (skip_until_sync_) {
+    // After a failed lease in the extended protocol: discard until Sync, as PostgreSQL does.
+    if (frame.type == 'S') {
+      skip_until_sync_ = false;
+      wire::WriteBuffer& out = host_.scratch();
+      out.clear();
+      wire::encode(wire::ReadyForQuery{client_tx_}, out);
+      write(out.data());
+    }
+    return;
+  }
+  if (host_.draining()) {
+    close_with_error(ss::kAdminShutdown, "pgmux is shutting down");
+    return;
+  }
+  consumed = false;  // forwarded once linked
+  backend::BackendConn* b = pool_->lease(*this, net::now_ms(host_.loop()));
+  if (b == nullptr) {
+    transition(ClientState::WaitingForBackend);
+    return;
+  }
+  link(*b);
+}
+
+void ClientSession::on_backend_leased(backend::BackendConn& backend) {
+  if (state_ != ClientState::WaitingForBackend) {
+    pool_->release(backend, true);
+    return;
+  }
+  link(backend);
+  stream_.resume_reading();
+  process_buffered();
+}
+
+void ClientSession::on_lease_failed(const Error& error) {
+  if (state_ == ClientState::WaitingForParams) {
+    close_with_error(ss::kCannotConnectNow, error.message);
+    return;
+  }
+  if (state_ != ClientState::WaitingForBackend) {
+    return;
+  }
+  transition(ClientState::Idle);
+  const bool timeout = error.code == Errc::Timeout;
+  send_error("ERROR", timeout ? ss::kQueryCanceled : ss::kConnectionFailure, error.message);
+  // The first buffered request gets the error; an extended-protocol one skips to Sync.
+  auto frame = wire::peek_frame(inbuf_, wire::Phase::Regular, host_.config().general.max_message_size);
+  if (frame && frame->has_value() && (**frame).type == 'Q') {
+    const std::size_t n = (**frame).size_on_wire;
+    inbuf_.erase(inbuf_.begin(), inbuf_.begin() + static_cast<std::ptrdiff_t>(n));
+    wire::WriteBuffer& out = host_.scratch();
+    out.clear();
+    wire::encode(wire::ReadyForQuery{client_tx_}, out);
+    write(out.data());
+  } else {
+    skip_until_sync_ = true;
+  }
+  stream_.resume_reading();
+  process_buffered();
+}
+
+void ClientSession::link(backend::BackendConn& backend) {
+  backend_ = &backend;
+  backend.attach(this, net::now_ms(host_.loop()));
+  transition(ClientState::Linked);
+  sync_settings();
+}
+
+// Brings the backend to this client's settings before its first request runs.
+void ClientSession::sync_settings() {
+  if (backend_->settings_hash == settings_hash_) {
+    return;
+  }
+  std::string sql = "RESET ALL";
+  if (!settings_.empty()) {
+    std::string selects;
+    std::string sets;
+    for (const auto& [name, stmt] : settings_) {
+      if (stmt.starts_with("set_config(")) {
+        selects += selects.empty() ? "; SELECT " : ", ";
+        selects += stmt;
+      } else {
+        sets += "; ";
+        sets += stmt;
+      }
+    }
+    sql += selects;
+    sql += sets;
+  }
+  wire::WriteBuffer& out = host_.scratch();
+  out.clear();
+  wire::encode(wire::Query{sql}, out);
+  backend_->expected().expect_hidden(backend::Reply::Query);
+  backend_->send(out.data());
+  backend_->settings_hash = settings_hash_;
+  ++host_.counters().settings_syncs;
+}
+
+// ---- Forwarding while linked ----
+
+bool ClientSession::renames_statements() const { return mode_ != config::PoolMode::Session; }
+
+std::size_t ClientSession::forward_frames(std::span<const std::byte> in) {
+  const std::uint32_t max_size = host_.config().general.max_message_size;
+  wire::WriteBuffer& out = host_.scratch();
+  out.clear();
+  thread_local wire::WriteBuffer repl;  // one frame's replacement
+  std::size_t used = 0;
+  std::size_t raw_begin = 0;  // start of the bytes still to forward unchanged
+  bool terminate = false;
+  while (used < in.size() && !terminate) {
+    auto frame = wire::peek_frame(in.subspan(used), wire::Phase::Regular, max_size);
+    if (!frame) {
+      close_with_error(ss::kProtocolViolation, frame.error().message);
+      return in.size();
+    }
+    if (!frame->has_value()) {
+      break;
+    }
+    const wire::Frame& f = **frame;
+    repl.clear();
+    Action action = Action::Forward;
+    auto& expected = backend_->expected();
+    switch (f.type) {
+      case 'Q': action = handle_query(f, repl); break;
+      case 'P': action = handle_parse(f, repl); break;
+      case 'B': action = handle_bind(f, repl); break;
+      case 'D': action = handle_describe(f, repl); break;
+      case 'C': action = handle_close(f, repl); break;
+      case 'E':
+        expected.expect(backend::Reply::Execute);
+        backend_->unsynced = true;
+        break;
+      case 'S':
+        expected.expect(backend::Reply::Sync);
+        backend_->unsynced = false;
+        ++host_.counters().queries;
+        break;
+      case 'H':
+      case 'd': break;
+      case 'c':
+      case 'f': backend_->copy_in = false; break;
+      case 'F': expected.expect(backend::Reply::Query); break;
+      case 'X':
+        action = Action::Drop;
+        terminate = true;
+        break;
+      default:
+        close_with_error(ss::kProtocolViolation,
+                         "invalid frontend message type " +
+                             std::to_string(static_cast<unsigned char>(f.type)));
+        return in.size();
+    }
+    if (state_ == ClientState::Closing) {
+      return in.size();
+    }
+    if (action != Action::Forward) {
+      out.append(in.subspan(raw_begin, used - raw_begin));
+      out.append(repl.data());
+      raw_begin = used + f.size_on_wire;
+    }
+    used += f.size_on_wire;
+  }
+  if (out.empty()) {
+    // The common case: nothing rewritten, send straight from the input without a copy.
+    if (used > raw_begin) {
+      backend_->send(in.subspan(raw_begin, used - raw_begin));
+    }
+  } else {
+    out.append(in.subspan(raw_begin, used - raw_begin));
+    backend_->send(out.data());
+  }
+  if (terminate) {
+    begin_close("client sent Terminate");
+  } else if (backend_->queued_bytes() > net::TcpStream::kHighWater) {
+    stream_.pause_reading();  // the server reads slower than the client sends (COPY)
+  }
+  return used;
+}
+
+namespace {
+
+// A text that may concern pgmux's own bookkeeping: checked by its first letter and the
+// one function family that pins from anywhere in a statement.
+bool worth_scanning(std::string_view sql) {
+  for (const char c : sql) {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '(' || c == '/' || c == '-') {
+      continue;
+    }
+    switch (c | 0x20) {
+      case 's': case 'r': case 'd': case 'l': case 'u': case 'c': case 'p': return true;
+      default: break;
+    }
+    break;
+  }
+  return sql.find("dvisory_") != std::string_view::npos ||
+         sql.find("DVISORY_") != std::string_view::npos;
+}
+
+std::string message_bytes(char type, std::string_view tag) {
+  wire::WriteBuffer out;
+  if (type == 'C') {
+    wire::encode(wire::CommandComplete{tag}, out);
+  } else {
+    (void)out.begin_message(type);
+  }
+  return {reinterpret_cast<const char*>(out.data().data()), out.size()};
+}
+
+}  // namespace
+
+ClientSession::Action ClientSession::handle_query(const wire::Frame& frame, wire::WriteBuffer&) {
+  auto q = wire::decode_query(frame);
+  if (!q) {
+    close_with_error(ss::kProtocolViolation, q.error().message);
+    return Action::Drop;
+  }
+  ++backend_->queries;
+  ++host_.counters().queries;
+  if (worth_scanning(q->sql)) {
+    QueryScan scan = scan_query(q->sql);
+    const bool pooled = renames_statements();
+    if (pooled && pins_ == 0 && client_tx_ == wire::TxStatus::Idle &&
+        (scan.effect == SessionEffect::DiscardAll || scan.effect == SessionEffect::DeallocateAll ||
+         (scan.effect == SessionEffect::Deallocate && statements_.contains(scan.name)))) {
+      // These would reach other clients' statements and settings on the shared backend:
+      // pgmux answers them for this client alone.
+      if (scan.effect == SessionEffect::Deallocate) {
+        auto it = statements_.find(scan.name);
+        host_.prepared().release(it->second);
+        statements_.erase(it);
+        answer_locally("DEALLOCATE");
+        return Action::Drop;
+      }
+      for (const auto& [name, sid] : statements_) {
+        host_.prepared().release(sid);
+      }
+      statements_.clear();
+      if (scan.effect == SessionEffect::DiscardAll) {
+        apply_setting(scan);
+        answer_locally("DISCARD ALL");
+      } else {
+        answer_locally("DEALLOCATE ALL");
+      }
+      return Action::Drop;
+    }
+    if (scan.pins & ~pins_) {
+      ++host_.counters().pins;
+      SPDLOG_DEBUG("client {}: pinned to backend {} ({})", id_, backend_->id(),
+                   to_string_pins(scan.pins));
+    }
+    pins_ |= scan.pins;
+    pending_unpins_ |= scan.unpins;
+    if (scan.untracked_settings) {
+      // Settings changed in a way pgmux does not follow (set_config(), SET inside a
+      // multi-statement query): the next client on this backend gets a full reset.
+      backend_->settings_hash = backend::kSettingsUnknown;
+    }
+    if (scan.effect != SessionEffect::None) {
+      pending_effect_ = std::move(scan);
+    }
+  } else if (q->sql.find(';') != std::string_view::npos) {
+    if (scan_query(q->sql).untracked_settings) {
+      backend_->settings_hash = backend::kSettingsUnknown;
+    }
+  }
+  backend_->expected().expect(backend::Reply::Query);
+  return Action::Forward;
+}
+
+void ClientSession::answer_locally(std::string_view tag) {
+  std::string bytes = message_bytes('C', tag);
+  wire::WriteBuffer z;
+  wire::encode(wire::ReadyForQuery{client_tx_}, z);
+  bytes.append(reinterpret_cast<const char*>(z.data().data()), z.size());
+  backend_->expected().synthesize(std::move(bytes));
+}
+
+ClientSession::Action ClientSession::handle_parse(const wire::Frame& frame, wire::WriteBuffer& repl) {
+  auto p = wire::decode_parse(frame);
+  if (!p) {
+    close_with_error(ss::kProtocolViolation, p.error().message);
+    return Action::Drop;
+  }
+  backend_->unsynced = true;
+  if (worth_scanning(p->sql)) {
+    QueryScan scan = scan_query(p->sql);
+    if (scan.pins & ~pins_) {
+      ++host_.counters().pins;
+    }
+    pins_ |= scan.pins;
+    if (scan.untracked_settings) {
+      backend_->settings_hash = backend::kSettingsUnknown;
+    }
+    // Drivers such as JDBC send SET through the extended protocol.
+    if (scan.effect == SessionEffect::Set || scan.effect == SessionEffect::Reset ||
+        scan.effect == SessionEffect::ResetAll) {
+      pending_effect_ = std::move(scan);
+    }
+  }
+  if (p->statement.empty() || !renames_statements()) {
+    backend_->expected().expect(backend::Reply::ParseComplete);
+    return Action::Forward;
+  }
+  PreparedStatement& st = host_.prepared().acquire(p->sql, p->param_types);
+  const std::uint64_t sid = st.id;
+  if (auto it = statements_.find(p->statement); it != statements_.end()) {
+    host_.prepared().release(it->second);  // re-Parse under the same name replaces it
+    it->second = sid;
+  } else {
+    statements_.emplace(std::string(p->statement), sid);
+  }
+  if (backend_->has_statement(sid)) {
+    ++host_.counters().prepared_hits;
+    backend_->expected().synthesize(message_bytes('1', {}));
+    return Action::Drop;
+  }
+  ++host_.counters().prepared_misses;
+  const std::uint64_t evicted = backend_->add_statement(sid, pool_->settings().max_prepared_statements);
+  char name_buf[32];
+  if (evicted != 0) {
+    wire::encode(wire::Close{'S', server_statement_name(evicted, name_buf)}, repl);
+    backend_->expected().expect_hidden(backend::Reply::CloseComplete);
+  }
+  wire::encode(wire::Parse{server_statement_name(sid, name_buf), p->sql, p->param_types}, repl);
+  backend_->expected().expect(backend::Reply::ParseComplete, sid);
+  return Action::Replace;
+}
+
+void ClientSession::ensure_prepared(std::uint64_t id, wire::WriteBuffer& repl) {
+  if (backend_->has_statement(id)) {
+    ++host_.counters().prepared_hits;
+    return;
+  }
+  const PreparedStatement* st = host_.prepared().find(id);
+  if (st == nullptr) {
+    return;
+  }
+  ++host_.counters().prepared_misses;
+  char name_buf[32];
+  const std::uint64_t evicted = backend_->add_statement(id, pool_->settings().max_prepared_statements);
+  if (evicted != 0) {
+    wire::encode(wire::Close{'S', server_statement_name(evicted, name_buf)}, repl);
+    backend_->expected().expect_hidden(backend::Reply::CloseComplete);
+  }
+  const auto types = std::as_bytes(std::span(st->param_types.data(), st->param_types.size()));
+  wire::encode(wire::Parse{server_statement_name(id, name_buf), st->sql, types}, repl);
+  backend_->expected().expect_hidden(backend::Reply::ParseComplete, id);
+}
+
+ClientSession::Action ClientSession::handle_bind(const wire::Frame& frame, wire::WriteBuffer& repl) {
+  backend_->unsynced = true;
+  auto b = wire::decode_bind(frame);
+  if (!b) {
+    close_with_error(ss::kProtocolViolation, b.error().message);
+    return Action::Drop;
+  }
+  auto it = b->statement.empty() || !renames_statements() ? statements_.end()
+                                                          : statements_.find(b->statement);
+  if (it == statements_.end()) {
+    // Unnamed, session mode, or unknown: PostgreSQL answers (unknown names get its error).
+    backend_->expected().expect(backend::Reply::BindComplete);
+    return Action::Forward;
+  }
+  ensure_prepared(it->second, repl);
+  char name_buf[32];
+  wire::encode(wire::Bind{b->portal, server_statement_name(it->second, name_buf), b->rest}, repl);
+  backend_->expected().expect(backend::Reply::BindComplete);
+  return Action::Replace;
+}
+
+ClientSession::Action ClientSession::handle_describe(const wire::Frame& frame,
+                                                     wire::WriteBuffer& repl) {
+  backend_->unsynced = true;
+  auto d = wire::decode_describe(frame);
+  if (!d) {
+    close_with_error(ss::kProtocolViolation, d.error().message);
+    return Action::Drop;
+  }
+  auto it = d->target != 'S' || d->name.empty() || !renames_statements()
+                ? statements_.end()
+                : statements_.find(d->name);
+  if (it == statements_.end()) {
+    backend_->expected().expect(backend::Reply::Describe);
+    return Action::Forward;
+  }
+  ensure_prepared(it->second, repl);
+  char name_buf[32];
+  wire::encode(wire::Describe{'S', server_statement_name(it->second, name_buf)}, repl);
+  backend_->expected().expect(backend::Reply::Describe);
+  return Action::Replace;
+}
+
+ClientSession::Action ClientSession::handle_close(const wire::Frame& frame, wire::WriteBuffer&) {
+  backend_->unsynced = true;
+  auto c = wire::decode_close(frame);
+  if (!c) {
+    close_with_error(ss::kProtocolViolation, c.error().message);
+    return Action::Drop;
+  }
+  if (c->target != 'S' || c->name.empty() || !renames_statements()) {
+    backend_->expected().expect(backend::Reply::CloseComplete);
+    return Action::Forward;
+  }
+  // The backend keeps its copy for other clients; only this client's name goes away.
+  // Closing a name that does not exist is not an error in PostgreSQL either.
+  if (auto it = statements_.find(c->name); it != statements_.end()) {
+    host_.prepared().release(it->second);
+    statements_.erase(it);
+  }
+  backend_->expected().synthesize(message_bytes('3', {}));
+  return Action::Drop;
+}
+
+// ---- Replies ----
+
+void ClientSession::on_backend_data(std::span<const std::byte> bytes) {
+  write(bytes);
+  if (stream_.queued_bytes() > net::TcpStream::kHighWater && backend_ != nullptr) {
+    // The client reads slower than the server answers: stop reading the server until the
+    // client catches up, so a huge result never sits in pgmux's memory.
+    backend_->pause_reading();
+  }
+}
+
+void ClientSession::on_write_drained() {
+  if (backend_ != nullptr) {
+    backend_->resume_reading();
+  }
+}
+
+void ClientSession::on_backend_writable() { stream_.resume_reading(); }
+
+void ClientSession::on_backend_command_complete(std::string_view tag) {
+  if (pending_effect_.effect != SessionEffect::None || !tx_effects_.empty() || pending_unpins_ != 0) {
+    last_tag_.assign(tag);
+  }
+}
+
+void ClientSession::on_backend_ready() {
+  if (backend_ == nullptr) {
+    return;
+  }
+  client_tx_ = backend_->tx_status();
+  if (pending_effect_.effect != SessionEffect::None || !tx_effects_.empty() || pending_unpins_ != 0) {
+    const bool ok_tag = last_tag_ == "SET" || last_tag_ == "RESET" || last_tag_ == "DISCARD ALL";
+    if (pending_effect_.effect != SessionEffect::None && ok_tag) {
+      if (client_tx_ == wire::TxStatus::Idle) {
+        apply_setting(pending_effect_);
+      } else if (client_tx_ == wire::TxStatus::InBlock) {
+        tx_effects_.push_back(std::move(pending_effect_));
+      }
+    }
+    pending_effect_ = {};
+    if (client_tx_ == wire::TxStatus::Idle) {
+      if (last_tag_ == "COMMIT") {
+        for (const auto& e : tx_effects_) {
+          apply_setting(e);
+        }
+      }
+      tx_effects_.clear();
+      if (pending_unpins_ != 0 && last_tag_ != "ROLLBACK") {
+        pins_ &= static_cast<std::uint8_t>(~pending_unpins_);
+      }
+      pending_unpins_ = 0;
+    }
+    last_tag_.clear();
+  }
+  if (client_tx_ == wire::TxStatus::Idle) {
+    ++host_.counters().transactions;
+  }
+  if (settings_failed_) {
+    return;  // closing
+  }
+  if (mode_ == config::PoolMode::Session || pins_ != 0) {
+    return;
+  }
+  if (mode_ == config::PoolMode::Statement && client_tx_ != wire::TxStatus::Idle) {
+    close_with_error(ss::kFeatureNotSupported,
+                     "transaction blocks are not allowed in statement pooling mode");
+    return;
+  }
+  if (backend_->is_releasable()) {
+    release_backend();
+  }
+}
+
+void ClientSession::release_backend() {
+  backend::BackendConn* b = backend_;
+  backend_ = nullptr;
+  transition(ClientState::Idle);
+  pool_->release(*b, true);
+}
+
+void ClientSession::on_backend_hidden_error(std::string_view message, std::string_view sqlstate) {
+  // Applying this client's settings failed: PostgreSQL would have refused the connection.
+  settings_failed_ = true;
+  if (backend_ != nullptr) {
+    backend_->settings_hash = backend::kSettingsUnknown;
+  }
+  close_with_error(sqlstate.empty() ? ss::kInternalError : sqlstate, std::string(message));
+}
+
+void ClientSession::on_backend_lost(const Error& error) {
+  backend_ = nullptr;
+  close_with_error(ss::kConnectionFailure, error.message);
+}
+
+// ---- Settings ----
+
+void ClientSession::reset_settings() {
+  settings_ = startup_settings_;
+  settings_hash_ = hash_settings(settings_);
+}
+
+void ClientSession::apply_setting(const QueryScan& scan) {
+  switch (scan.effect) {
+    case SessionEffect::Set:
+      upsert(settings_, scan.name, scan.statement);
+      std::sort(settings_.begin(), settings_.end());
+      settings_hash_ = hash_settings(settings_);
+      if (backend_ != nullptr) {
+        backend_->settings_hash = settings_hash_;  // it ran the SET itself
+      }
+      return;
+    case SessionEffect::Reset: {
+      std::erase_if(settings_, [&](const auto& s) { return s.first == scan.name; });
+      for (const auto& s : startup_settings_) {
+        if (s.first == scan.name) {
+          upsert(settings_, s.first, s.second);
+        }
+      }
+      std::sort(settings_.begin(), settings_.end());
+      settings_hash_ = hash_settings(settings_);
+      break;
+    }
+    case SessionEffect::ResetAll:
+    case SessionEffect::DiscardAll:
+      reset_settings();
+      break;
+    case SessionEffect::DeallocateAll:
+    case SessionEffect::Deallocate:
+    case SessionEffect::None: return;
+  }
+  // RESET went back to the backend's own defaults, not this client's startup values:
+  // the next lease re-applies everything.
+  if (backend_ != nullptr) {
+    backend_->settings_hash = backend::kSettingsUnknown;
+    if (scan.effect == SessionEffect::DiscardAll) {
+      backend_->forget_statements();
+      pins_ = 0;
+    }
+  }
+}
+
+// ---- Timeouts, cancel, close ----
+
+void ClientSession::tick(std::uint64_t now_ms) {
+  if (state_ == ClientState::Closing || db_config_ == nullptr) {
+    if (state_ == ClientState::AwaitingStartup) {
+      const auto limit = host_.config().general.timeouts.client_login_timeout.count();
+      if (limit > 0 && now_ms - connected_ms_ >= static_cast<std::uint64_t>(limit)) {
+        close_with_error(ss::kProtocolViolation, "client_login_timeout: no login within " +
+                                                    std::to_string(limit) + " ms");
+      }
+    }
+    return;
+  }
+  const config::Timeouts& t = db_config_->timeouts;
+  switch (state_) {
+    case ClientState::AwaitingStartup:
+    case ClientState::Authenticating:
+    case ClientState::WaitingForParams:
+      if (t.client_login_timeout.count() > 0 &&
+          now_ms - connected_ms_ >= static_cast<std::uint64_t>(t.client_login_timeout.count())) {
+        close_with_error(ss::kProtocolViolation, "client_login_timeout: no login within " +
+                                                    std::to_string(t.client_login_timeout.count()) + " ms");
+      }
+      return;
+    case ClientState::Idle:
+      if (t.client_idle_timeout.count() > 0 &&
+          now_ms - last_activity_ms_ >= static_cast<std::uint64_t>(t.client_idle_timeout.count())) {
+        close_with_error(ss::kIdleSessionTimeout, "client_idle_timeout: connection idle for " +
+                                                      std::to_string(t.client_idle_timeout.count()) + " ms");
+      }
+      return;
+    case ClientState::Linked:
+      if (t.idle_transaction_timeout.count() > 0 && backend_ != nullptr &&
+          backend_->expected().empty() && backend_->tx_status() != wire::TxStatus::Idle &&
+          now_ms - last_activity_ms_ >= static_cast<std::uint64_t>(t.idle_transaction_timeout.count())) {
+        close_with_error(ss::kIdleInTransactionTimeout,
+                         "idle_transaction_timeout: idle in transaction for " +
+                             std::to_string(t.idle_transaction_timeout.count()) + " ms");
+      }
+      return;
+    case ClientState::WaitingForBackend:
+    case ClientState::Closing: return;
+  }
+}
+
+void ClientSession::cancel_running_query() {
+  if (backend_ != nullptr && !backend_->expected().empty()) {
+    backend::send_cancel_request(host_.loop(), backend_->address(), backend_->server_pid(),
+                                 backend_->server_secret());
+  }
+}
+
+void ClientSession::send_error(std::string_view severity, std::string_view sqlstate,
+                               const std::string& message) {
+  wire::WriteBuffer out;
+  wire::ErrorResponse err;
+  err.severity = std::string(severity);
+  err.sqlstate = std::string(sqlstate);
+  err.message = message;
+  wire::encode(err, out);
+  write(out.data());
+}
+
+void ClientSession::close_with_error(std::string_view sqlstate, const std::string& message) {
+  if (state_ == ClientState::Closing) {
+    return;
+  }
+  spdlog::info("client {} {}: closing: {}", id_, peer_, message);
+  send_error("FATAL", sqlstate, message);
+  begin_close(message);
+}
+
+void ClientSession::on_eof() { begin_close("client disconnected"); }
+
+void ClientSession::on_error(const Error& error) { begin_close(error.message); }
+
+void ClientSession::write(std::span<const std::byte> bytes) {
+  host_.counters().bytes_out += bytes.size();
+  stream_.write(bytes);
+}
+
+// The single way a client session ends. The backend, if any, goes back to its pool only
+// once it is clean: a running query is cancelled, an open transaction rolled back, and a
+// pinned or session-mode backend reset.
+void ClientSession::begin_close(std::string reason) {
+  if (state_ == ClientState::Closing) {
+    return;
+  }
+  SPDLOG_DEBUG("client {} {}: closing: {}", id_, peer_, reason);
+  transition(ClientState::Closing);
+  if (backend_ != nullptr) {
+    backend::BackendConn* b = backend_;
+    backend_ = nullptr;
+    const bool running = !b->expected().empty();
+    if (running) {
+      backend::send_cancel_request(host_.loop(), b->address(), b->server_pid(), b->server_secret());
+    }
+    if (mode_ == config::PoolMode::Session || pins_ != 0) {
+      b->needs_reset = true;
+    }
+    if (!b->needs_reset && b->is_releasable()) {
+      pool_->release(*b, true);
+    } else {
+      pool_->release_orphan(*b);
+    }
+  }
+  if (pool_ != nullptr) {
+    pool_->cancel_wait(*this);
+  }
+  if (cancel_pid_ != 0) {
+    host_.unregister_cancel_key(cancel_pid_);
+    cancel_pid_ = 0;
+  }
+  stream_.close();
+  host_.on_client_closed(*this);
+}
+
+}  // namespace pooler::client

@@ -1,0 +1,155 @@
+#pragma once
+// One client connection: startup, authentication, then requests multiplexed onto leased
+// backends. Owned by its worker (by id); deleted through deferred deletion. Loop thread only.
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "pooler/backend/backend_listener.h"
+#include "pooler/backend/pool.h"
+#include "pooler/client/client_state.h"
+#include "pooler/client/query_scan.h"
+#include "pooler/client/session_host.h"
+#include "pooler/net/tcp_stream.h"
+#include "pooler/wire/messages.h"
+#include "pooler/wire/scram.h"
+
+struct uv_stream_s;
+
+namespace pooler::client {
+
+class ClientSession final : public net::Deletable,
+                            private net::StreamEvents,
+                            private backend::BackendListener,
+                            private backend::PoolWaiter {
+ public:
+  ClientSession(SessionHost& host, std::uint64_t id);
+  ~ClientSession() override;
+
+  [[nodiscard]] Result<void> accept(uv_stream_s* server);
+
+  std::uint64_t id() const { return id_; }
+  ClientState state() const { return state_; }
+  const std::string& peer() const { return peer_; }
+  const std::string& user() const { return user_; }
+  const std::string& database() const { return database_; }
+  std::uint8_t pins() const { return pins_; }
+  std::int32_t cancel_pid() const { return cancel_pid_; }
+  std::int32_t cancel_secret() const { return cancel_secret_; }
+  std::uint64_t connected_ms() const { return connected_ms_; }
+  const backend::BackendConn* backend() const { return backend_; }
+  bool is_idle_between_transactions() const { return state_ == ClientState::Idle; }
+
+  // Periodic timeout checks (about once a second).
+  void tick(std::uint64_t now_ms);
+  // A CancelRequest for this client arrived (on any worker) with the right secret.
+  void cancel_running_query();
+  // Ends the session with a FATAL error (shutdown, admin KILL, timeouts).
+  void close_with_error(std::string_view sqlstate, const std::string& message);
+
+ private:
+  // net::StreamEvents
+  void on_read(std::span<const std::byte> bytes) override;
+  void on_eof() override;
+  void on_error(const Error& error) override;
+  void on_write_drained() override;
+  // backend::BackendListener
+  void on_backend_writable() override;
+  void on_backend_data(std::span<const std::byte> bytes) override;
+  void on_backend_ready() override;
+  void on_backend_command_complete(std::string_view tag) override;
+  void on_backend_hidden_error(std::string_view message, std::string_view sqlstate) override;
+  void on_backend_lost(const Error& error) override;
+  // backend::PoolWaiter
+  void on_backend_leased(backend::BackendConn& backend) override;
+  void on_lease_failed(const Error& error) override;
+  void on_server_params_ready() override;
+
+  void transition(ClientState to);
+  // Consumes complete frames from `in` as the state allows; returns the bytes used.
+  std::size_t process(std::span<const std::byte> in);
+  void process_buffered();
+
+  // Startup and authentication.
+  Result<void> handle_startup(const wire::Frame& frame);
+  Result<void> start_auth();
+  Result<void> handle_auth(const wire::Frame& frame);
+  Result<void> finish_auth();
+  void send_login_params();
+
+  // Requests.
+  void handle_idle_frame(const wire::Frame& frame, bool& consumed);
+  void link(backend::BackendConn& backend);
+  std::size_t forward_frames(std::span<const std::byte> in);
+  void sync_settings();
+  // What to do with one client frame: forward its bytes unchanged, or replace them with
+  // what the handler wrote to `repl` (possibly nothing).
+  enum class Action : std::uint8_t { Forward, Replace, Drop };
+  Action handle_query(const wire::Frame& frame, wire::WriteBuffer& repl);
+  Action handle_parse(const wire::Frame& frame, wire::WriteBuffer& repl);
+  Action handle_bind(const wire::Frame& frame, wire::WriteBuffer& repl);
+  Action handle_describe(const wire::Frame& frame, wire::WriteBuffer& repl);
+  Action handle_close(const wire::Frame& frame, wire::WriteBuffer& repl);
+  // Makes sure the backend has statement `id`, injecting a hidden Parse if not.
+  void ensure_prepared(std::uint64_t id, wire::WriteBuffer& out);
+  void release_backend();
+  void answer_locally(std::string_view tag);  // CommandComplete + ReadyForQuery from pgmux
+  void apply_setting(const QueryScan& scan);
+  void reset_settings();
+  bool renames_statements() const;
+
+  void send_error(std::string_view severity, std::string_view sqlstate, const std::string& message);
+  void write(std::span<const std::byte> bytes);
+  void begin_close(std::string reason);
+
+  SessionHost& host_;
+  std::uint64_t id_;
+  net::TcpStream stream_;
+  ClientState state_ = ClientState::AwaitingStartup;
+  std::string peer_;
+  std::string user_;
+  std::string database_;
+  std::shared_ptr<const config::Config> config_;  // keeps db_config_/user_config_ alive
+  const config::DatabaseConfig* db_config_ = nullptr;
+  const config::UserConfig* user_config_ = nullptr;
+  config::PoolMode mode_ = config::PoolMode::Transaction;
+  backend::Pool* pool_ = nullptr;
+  backend::BackendConn* backend_ = nullptr;
+  std::vector<std::byte> inbuf_;  // an incomplete frame, or frames waiting for a backend
+  std::uint64_t connected_ms_ = 0;
+  std::uint64_t last_activity_ms_ = 0;
+
+  // Authentication.
+  std::unique_ptr<wire::ScramServer> scram_;
+  std::array<std::uint8_t, 4> md5_salt_{};
+  bool user_known_ = false;
+  bool scram_started_ = false;
+
+  // Settings that follow the client from backend to backend: name -> statement that
+  // applies it. `startup_settings_` are those from the StartupMessage.
+  std::vector<std::pair<std::string, std::string>> startup_settings_;
+  std::vector<std::pair<std::string, std::string>> settings_;
+  std::uint64_t settings_hash_ = 0;
+  std::vector<std::pair<std::string, std::string>> reported_;  // ParameterStatus overrides
+  QueryScan pending_effect_;          // a SET/RESET in flight, applied on success
+  bool pending_effect_seen_ok_ = false;
+  std::vector<QueryScan> tx_effects_;  // SETs inside an open transaction
+  std::string last_tag_;
+  std::uint8_t pending_unpins_ = 0;
+
+  // Prepared statements: client name -> registry id (transaction/statement mode).
+  StringMap<std::uint64_t> statements_;
+
+  std::uint8_t pins_ = 0;
+  bool skip_until_sync_ = false;
+  bool settings_failed_ = false;
+  std::int32_t cancel_pid_ = 0;
+  std::int32_t cancel_secret_ = 0;
+  wire::TxStatus client_tx_ = wire::TxStatus::Idle;
+};
+
+}  // namespace pooler::client

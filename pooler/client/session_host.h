@@ -1,0 +1,61 @@
+#pragma once
+// What a client session needs from the worker that owns it. Implemented by app::Worker;
+// keeps client/ free of the app's wiring. Loop thread only.
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "pooler/backend/pool.h"
+#include "pooler/client/prepared_registry.h"
+#include "pooler/config/config.h"
+#include "pooler/net/loop.h"
+#include "pooler/wire/scram.h"
+#include "pooler/wire/write_buffer.h"
+
+namespace pooler::client {
+
+class ClientSession;
+
+// Counters the sessions bump; read by the stats line and the admin console.
+struct WorkerCounters {
+  std::uint64_t clients_accepted = 0;
+  std::uint64_t logins_failed = 0;
+  std::uint64_t queries = 0;       // Query and Sync messages forwarded
+  std::uint64_t transactions = 0;  // ReadyForQuery 'I' after work
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+  std::uint64_t prepared_hits = 0;    // a backend already had the statement
+  std::uint64_t prepared_misses = 0;  // pgmux prepared it on the backend
+  std::uint64_t pins = 0;             // times a client was pinned
+  std::uint64_t settings_syncs = 0;   // backends brought to a client's settings
+};
+
+class SessionHost {
+ public:
+  virtual net::Loop& loop() = 0;
+  virtual const config::Config& config() const = 0;
+  virtual std::shared_ptr<const config::Config> config_snapshot() const = 0;
+  virtual int worker_index() const = 0;
+  // The pool for this client, created on first use; nullptr if it cannot exist.
+  virtual backend::Pool* pool_for(const config::DatabaseConfig& db, const config::UserConfig& user) = 0;
+  virtual PreparedRegistry& prepared() = 0;
+  // The SCRAM verifier for a configured user (computed once from a plaintext password).
+  virtual const wire::ScramVerifier& scram_verifier(const config::UserConfig& user) = 0;
+  // A CancelRequest received on this worker, for a client on any worker.
+  virtual void route_cancel(std::int32_t pid, std::int32_t secret) = 0;
+  // A fresh cancel key for a client of this worker: pid carries the worker index.
+  virtual std::int32_t register_cancel_key(ClientSession& session) = 0;
+  virtual void unregister_cancel_key(std::int32_t pid) = 0;
+  // The session has closed its socket; the host defers its deletion.
+  virtual void on_client_closed(ClientSession& session) = 0;
+  // Scratch output buffer shared by the worker's sessions (cleared by the user).
+  virtual wire::WriteBuffer& scratch() = 0;
+  virtual WorkerCounters& counters() = 0;
+  virtual bool draining() const = 0;
+
+ protected:
+  ~SessionHost() = default;
+};
+
+}  // namespace pooler::client

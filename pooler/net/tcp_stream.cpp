@@ -1,0 +1,269 @@
+#include "pooler/net/tcp_stream.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include <cstring>
+#include <string>
+
+#include "pooler/base/check.h"
+
+namespace pooler::net {
+
+struct TcpStream::Block {
+  union {
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } h;
+  uv_connect_t connect_req{};
+  TcpStream* owner = nullptr;  // cleared on close; late callbacks see nullptr
+  bool is_pipe = false;
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&h); }
+  uv_handle_t* handle() { return reinterpret_cast<uv_handle_t*>(&h); }
+};
+
+// A write that the kernel did not take at once: the request and its bytes, one allocation.
+struct TcpStream::WriteReq {
+  uv_write_t req{};
+  Block* block = nullptr;
+  std::size_t size = 0;
+  char* data() { return reinterpret_cast<char*>(this + 1); }
+};
+
+namespace {
+Error uv_error(std::string_view what, int status) {
+  return Error{Errc::Io, std::string(what) + ": " + uv_strerror(status)};
+}
+}  // namespace
+
+void tune_socket(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+}
+
+TcpStream::TcpStream(Loop& loop, StreamEvents& events) : loop_(loop), events_(events) {}
+
+TcpStream::~TcpStream() { close(); }
+
+Result<void> TcpStream::accept_from(uv_stream_t* server) {
+  POOLER_CHECK(block_ == nullptr, "stream already open");
+  block_ = new Block{};
+  block_->owner = this;
+  uv_tcp_init(loop_.raw(), &block_->h.tcp);
+  block_->handle()->data = block_;
+  if (const int rc = uv_accept(server, block_->stream()); rc != 0) {
+    close();
+    return std::unexpected(uv_error("accept", rc));
+  }
+  tune_socket(fd());
+  start_reading();
+  return {};
+}
+
+Result<void> TcpStream::connect(const std::string& host, std::uint16_t port) {
+  POOLER_CHECK(block_ == nullptr, "stream already open");
+  block_ = new Block{};
+  block_->owner = this;
+  block_->connect_req.data = block_;
+  auto on_connect = [](uv_connect_t* req, int status) {
+    auto* block = static_cast<Block*>(req->data);
+    TcpStream* self = block->owner;
+    if (self == nullptr || status == UV_ECANCELED) {
+      return;
+    }
+    if (status != 0) {
+      self->events_.on_error(uv_error("connect", status));
+      return;
+    }
+    if (!block->is_pipe) {
+      tune_socket(self->fd());
+    }
+    self->start_reading();
+    self->events_.on_connected();
+  };
+  if (!host.empty() && host[0] == '/') {
+    block_->is_pipe = true;
+    uv_pipe_init(loop_.raw(), &block_->h.pipe, 0);
+    block_->handle()->data = block_;
+    const std::string path = host + "/.s.PGSQL." + std::to_string(port);
+    uv_pipe_connect(&block_->connect_req, &block_->h.pipe, path.c_str(), on_connect);
+    return {};
+  }
+  uv_tcp_init(loop_.raw(), &block_->h.tcp);
+  block_->handle()->data = block_;
+  sockaddr_storage addr{};
+  if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
+      uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
+    close();
+    return fail(Errc::Io, "not an IP address: " + host);
+  }
+  if (const int rc = uv_tcp_connect(&block_->connect_req, &block_->h.tcp,
+                                    reinterpret_cast<const sockaddr*>(&addr), on_connect);
+      rc != 0) {
+    close();
+    return std::unexpected(uv_error("connect", rc));
+  }
+  return {};
+}
+
+void TcpStream::start_reading() {
+  want_read_ = true;
+  if (block_ == nullptr || reading_) {
+    return;
+  }
+  reading_ = true;
+  uv_read_start(
+      block_->stream(),
+      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+        auto* block = static_cast<Block*>(h->data);
+        if (block->owner == nullptr) {
+          buf->base = nullptr;
+          buf->len = 0;
+          return;
+        }
+        buf->base = block->owner->loop_.read_buffer();
+        buf->len = Loop::kReadBufferSize;
+      },
+      [](uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
+        auto* block = static_cast<Block*>(s->data);
+        if (block->owner != nullptr) {
+          block->owner->on_read(nread);
+        }
+      });
+}
+
+void TcpStream::on_read(long nread) {
+  if (nread > 0) {
+    events_.on_read(std::span(reinterpret_cast<const std::byte*>(loop_.read_buffer()),
+                              static_cast<std::size_t>(nread)));
+  } else if (nread == UV_EOF) {
+    events_.on_eof();
+  } else if (nread < 0) {
+    events_.on_error(uv_error("read", static_cast<int>(nread)));
+  }
+}
+
+void TcpStream::pause_reading() {
+  want_read_ = false;
+  if (block_ != nullptr && reading_) {
+    uv_read_stop(block_->stream());
+    reading_ = false;
+  }
+}
+
+void TcpStream::resume_reading() { start_reading(); }
+
+void TcpStream::write(std::span<const std::byte> bytes) {
+  if (block_ == nullptr || bytes.empty()) {
+    return;
+  }
+  std::size_t done = 0;
+  if (queued_ == 0) {
+    // Most writes fit in the socket buffer: no copy, no allocation.
+    uv_buf_t buf = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(bytes.data())),
+                               static_cast<unsigned>(bytes.size()));
+    const int n = uv_try_write(block_->stream(), &buf, 1);
+    if (n > 0) {
+      done = static_cast<std::size_t>(n);
+    } else if (n != UV_EAGAIN && n < 0) {
+      // A broken connection: the read side reports it (EOF or reset) on its own turn,
+      // so the caller's state is not changed under it here.
+      return;
+    }
+  }
+  if (done == bytes.size()) {
+    return;
+  }
+  const std::size_t rest = bytes.size() - done;
+  void* mem = ::operator new(sizeof(WriteReq) + rest);
+  auto* req = new (mem) WriteReq{};
+  req->block = block_;
+  req->size = rest;
+  std::memcpy(req->data(), bytes.data() + done, rest);
+  req->req.data = req;
+  uv_buf_t buf = uv_buf_init(req->data(), static_cast<unsigned>(rest));
+  queued_ += rest;
+  const int rc = uv_write(&req->req, block_->stream(), &buf, 1, [](uv_write_t* w, int status) {
+    auto* r = static_cast<WriteReq*>(w->data);
+    Block* block = r->block;
+    const std::size_t size = r->size;
+    r->~WriteReq();
+    ::operator delete(r);
+    if (block->owner != nullptr) {
+      block->owner->on_write_done(size, status);
+    }
+  });
+  if (rc != 0) {
+    queued_ -= rest;
+    req->~WriteReq();
+    ::operator delete(req);
+    return;
+  }
+  if (queued_ > kHighWater) {
+    above_high_water_ = true;
+  }
+}
+
+void TcpStream::on_write_done(std::size_t bytes, int status) {
+  queued_ -= bytes;
+  if (status != 0 && status != UV_ECANCELED) {
+    events_.on_error(uv_error("write", status));
+    return;
+  }
+  if (above_high_water_ && queued_ <= kLowWater) {
+    above_high_water_ = false;
+    events_.on_write_drained();
+  }
+}
+
+void TcpStream::close() {
+  if (block_ == nullptr) {
+    return;
+  }
+  block_->owner = nullptr;
+  uv_close(block_->handle(), [](uv_handle_t* h) {
+    delete static_cast<Block*>(h->data);  // the only delete of a Block
+  });
+  block_ = nullptr;
+  reading_ = false;
+}
+
+std::string TcpStream::peer() const {
+  if (block_ == nullptr) {
+    return "closed";
+  }
+  if (block_->is_pipe) {
+    return "unix";
+  }
+  sockaddr_storage addr{};
+  int len = sizeof addr;
+  if (uv_tcp_getpeername(&block_->h.tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    return "unknown";
+  }
+  char ip[INET6_ADDRSTRLEN] = {};
+  int port = 0;
+  if (addr.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&addr);
+    uv_ip6_name(a, ip, sizeof ip);
+    port = ntohs(a->sin6_port);
+    return "[" + std::string(ip) + "]:" + std::to_string(port);
+  }
+  auto* a = reinterpret_cast<sockaddr_in*>(&addr);
+  uv_ip4_name(a, ip, sizeof ip);
+  port = ntohs(a->sin_port);
+  return std::string(ip) + ":" + std::to_string(port);
+}
+
+int TcpStream::fd() const {
+  if (block_ == nullptr) {
+    return -1;
+  }
+  uv_os_fd_t fd = -1;
+  uv_fileno(reinterpret_cast<const uv_handle_t*>(&block_->h), &fd);
+  return fd;
+}
+
+}  // namespace pooler::net
