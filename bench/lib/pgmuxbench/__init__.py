@@ -1,0 +1,1 @@
+"""Helpers for bench/run (pgbench harness: direct PostgreSQL vs PgBouncer vs pgmux)."""
