@@ -1080,7 +1080,7 @@ void ClientSession::begin_close(std::string reason) {
   if (state_ == ClientState::Closing) {
     return;
   }
-  SPDLOG_DEBUG("client {} {}: closing: {}", id_, peer_, reason);
+  spdlog::debug("client {} {}: closing: {}", id_, peer_, reason);
   transition(ClientState::Closing);
   if (backend_ != nullptr) {
     backend::BackendConn* b = backend_;
