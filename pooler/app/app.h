@@ -2,6 +2,7 @@
 // The process: config, workers, signals. SIGHUP reloads, SIGTERM drains (a second one
 // escalates), SIGINT stops at once. Main thread.
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -27,6 +28,9 @@ class App {
   // From any worker: a CancelRequest whose key names worker `pid >> 24`.
   void route_cancel(std::int32_t pid, std::int32_t secret);
   std::uint16_t port() const { return port_; }
+  // Client connections across all workers, for max_client_conn. One atomic add per
+  // accepted connection; nothing on the query path.
+  std::atomic<int>& client_count() { return client_count_; }
 
  private:
   void reload();
@@ -36,6 +40,7 @@ class App {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::uint16_t port_ = 0;
   int term_signals_ = 0;
+  std::atomic<int> client_count_{0};
 };
 
 }  // namespace pooler::app

@@ -79,23 +79,22 @@ void Worker::on_connection(uv_stream_s* server) {
     return;
   }
   ++counters_.clients_accepted;
-  if (draining_) {
-    session->close_with_error(wire::sqlstate::kCannotConnectNow, "pgmux is shutting down");
-    return;
-  }
   const int max_clients = config_->general.max_client_conn;
-  if (max_clients > 0 && static_cast<int>(clients_.size()) >= share(max_clients, worker_count_, index_)) {
-    clients_.emplace(id, std::move(session));
-    clients_[id]->close_with_error(wire::sqlstate::kTooManyConnections,
-                                   "no more connections allowed (max_client_conn)");
-    return;
+  const int count = app_.client_count().fetch_add(1, std::memory_order_relaxed) + 1;
+  auto* raw = clients_.emplace(id, std::move(session)).first->second.get();
+  if (draining_) {
+    raw->close_with_error(wire::sqlstate::kCannotConnectNow, "pgmux is shutting down");
+  } else if (max_clients > 0 && count > max_clients) {
+    raw->close_with_error(wire::sqlstate::kTooManyConnections,
+                          "no more connections allowed (max_client_conn = " +
+                              std::to_string(max_clients) + ")");
   }
-  clients_.emplace(id, std::move(session));
 }
 
 void Worker::on_client_closed(client::ClientSession& session) {
   auto it = clients_.find(session.id());
   if (it != clients_.end()) {
+    app_.client_count().fetch_sub(1, std::memory_order_relaxed);
     loop_.defer_delete(std::move(it->second));
     clients_.erase(it);
   }

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 
 #include "pooler/backend/cancel_request.h"
@@ -619,21 +620,34 @@ std::size_t ClientSession::forward_frames(std::span<const std::byte> in) {
 
 namespace {
 
-// A text that may concern pgmux's own bookkeeping: checked by its first letter and the
-// one function family that pins from anywhere in a statement.
+// A text that may concern pgmux's own bookkeeping, judged by its first keyword and by the
+// two function families that matter from anywhere in a statement. Most queries (SELECT,
+// INSERT, UPDATE ...) are rejected after a few byte compares.
 bool worth_scanning(std::string_view sql) {
-  for (const char c : sql) {
-    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '(' || c == '/' || c == '-') {
-      continue;
-    }
-    switch (c | 0x20) {
-      case 's': case 'r': case 'd': case 'l': case 'u': case 'c': case 'p': return true;
-      default: break;
-    }
-    break;
+  std::size_t i = 0;
+  while (i < sql.size() && (sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' ||
+                            sql[i] == '\r' || sql[i] == '(')) {
+    ++i;
   }
-  return sql.find("dvisory_") != std::string_view::npos ||
-         sql.find("DVISORY_") != std::string_view::npos;
+  if (i < sql.size() && (sql[i] == '/' || sql[i] == '-')) {
+    return true;  // a leading comment: let the scanner skip it
+  }
+  static constexpr std::string_view kKeywords[] = {"set",     "reset",    "discard", "deallocate",
+                                                   "listen",  "unlisten", "create",  "close",
+                                                   "prepare", "declare"};
+  const std::string_view rest = sql.substr(i);
+  for (const std::string_view kw : kKeywords) {
+    if (rest.size() > kw.size() &&
+        std::equal(kw.begin(), kw.end(), rest.begin(),
+                   [](char a, char b) { return a == (b | 0x20); }) &&
+        !std::isalnum(static_cast<unsigned char>(rest[kw.size()])) && rest[kw.size()] != '_') {
+      return true;
+    }
+  }
+  return rest.find("dvisory_") != std::string_view::npos ||
+         rest.find("DVISORY_") != std::string_view::npos ||
+         rest.find("et_config") != std::string_view::npos ||
+         rest.find("ET_CONFIG") != std::string_view::npos;
 }
 
 std::string message_bytes(char type, std::string_view tag) {
