@@ -347,7 +347,7 @@ void BackendConn::scan_replies(std::span<const std::byte> input) {
     }
     const char type = static_cast<char>(pending_[0]);
     const std::uint32_t len = wire::header_length(pending_.data());
-    if (len < 4 || len > max_message_size_) {
+    if (len < 4 || (needs_body(type) && len > max_message_size_)) {
       close("server sent a message with an impossible length");
       return;
     }
@@ -392,7 +392,9 @@ void BackendConn::scan_replies(std::span<const std::byte> input) {
     }
     const char type = static_cast<char>(p[0]);
     const std::uint32_t len = wire::header_length(p);
-    if (len < 4 || len > max_message_size_) {
+    // Streamed frames (rows, COPY data) have no size limit here: they never sit in
+    // pgmux's memory. Frames read whole do.
+    if (len < 4 || (needs_body(type) && len > max_message_size_)) {
       flush(p);
       close("server sent a message with an impossible length");
       return;

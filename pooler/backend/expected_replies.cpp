@@ -47,7 +47,10 @@ Matched ExpectedReplies::on_reply(char type) {
   m.disposition = front.hidden ? Disposition::Swallow : Disposition::Forward;
   switch (front.reply) {
     case Reply::Query:
-      if (type == 'E' && front.hidden) {
+      if (type == 'E' && front.statement != 0) {
+        // A PREPARE pgmux sent for a statement: it does not exist on this backend.
+        sink_.statement_failed(front.statement);
+      } else if (type == 'E' && front.hidden) {
         m.error_in_hidden_query = true;
       }
       if (type == 'Z') {

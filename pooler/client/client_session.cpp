@@ -632,9 +632,9 @@ bool worth_scanning(std::string_view sql) {
   if (i < sql.size() && (sql[i] == '/' || sql[i] == '-')) {
     return true;  // a leading comment: let the scanner skip it
   }
-  static constexpr std::string_view kKeywords[] = {"set",     "reset",    "discard", "deallocate",
-                                                   "listen",  "unlisten", "create",  "close",
-                                                   "prepare", "declare"};
+  static constexpr std::string_view kKeywords[] = {
+      "set",    "reset", "discard", "deallocate", "listen", "unlisten",
+      "create", "close", "prepare", "execute",    "declare"};
   const std::string_view rest = sql.substr(i);
   for (const std::string_view kw : kKeywords) {
     if (rest.size() > kw.size() &&
@@ -650,6 +650,15 @@ bool worth_scanning(std::string_view sql) {
          rest.find("ET_CONFIG") != std::string_view::npos;
 }
 
+std::string error_bytes(std::string_view sqlstate, std::string message) {
+  wire::WriteBuffer out;
+  wire::ErrorResponse err;
+  err.sqlstate = std::string(sqlstate);
+  err.message = std::move(message);
+  wire::encode(err, out);
+  return {reinterpret_cast<const char*>(out.data().data()), out.size()};
+}
+
 std::string message_bytes(char type, std::string_view tag) {
   wire::WriteBuffer out;
   if (type == 'C') {
@@ -662,7 +671,7 @@ std::string message_bytes(char type, std::string_view tag) {
 
 }  // namespace
 
-ClientSession::Action ClientSession::handle_query(const wire::Frame& frame, wire::WriteBuffer&) {
+ClientSession::Action ClientSession::handle_query(const wire::Frame& frame, wire::WriteBuffer& repl) {
   auto q = wire::decode_query(frame);
   if (!q) {
     close_with_error(ss::kProtocolViolation, q.error().message);
@@ -697,6 +706,10 @@ ClientSession::Action ClientSession::handle_query(const wire::Frame& frame, wire
       }
       return Action::Drop;
     }
+    if (pooled && pins_ == 0 && (scan.effect == SessionEffect::SqlPrepare ||
+                                 scan.effect == SessionEffect::SqlExecute)) {
+      return handle_sql_prepared(scan, repl);
+    }
     if (scan.pins & ~pins_) {
       ++host_.counters().pins;
       SPDLOG_DEBUG("client {}: pinned to backend {} ({})", id_, backend_->id(),
@@ -719,6 +732,61 @@ ClientSession::Action ClientSession::handle_query(const wire::Frame& frame, wire
   }
   backend_->expected().expect(backend::Reply::Query);
   return Action::Forward;
+}
+
+// SQL-level PREPARE and EXECUTE under transaction pooling: the same renaming as for
+// protocol-level statements, done on the statement's text.
+ClientSession::Action ClientSession::handle_sql_prepared(const QueryScan& scan,
+                                                         wire::WriteBuffer& repl) {
+  char name_buf[32];
+  if (scan.effect == SessionEffect::SqlPrepare) {
+    if (statements_.contains(scan.name)) {
+      std::string bytes = error_bytes(ss::kDuplicatePreparedStatement,
+                                      "prepared statement \"" + scan.name + "\" already exists");
+      wire::WriteBuffer z;
+      wire::encode(wire::ReadyForQuery{client_tx_}, z);
+      bytes.append(reinterpret_cast<const char*>(z.data().data()), z.size());
+      backend_->expected().synthesize(std::move(bytes));
+      return Action::Drop;
+    }
+    PreparedStatement& st = host_.prepared().acquire_sql(scan.statement);
+    const std::uint64_t sid = st.id;
+    statements_.emplace(scan.name, sid);
+    if (backend_->has_statement(sid)) {
+      ++host_.counters().prepared_hits;
+      answer_locally("PREPARE");
+      return Action::Drop;
+    }
+    ++host_.counters().prepared_misses;
+    evict_for(sid, repl);
+    const std::string sql = "PREPARE " + std::string(server_statement_name(sid, name_buf)) + " " + scan.statement;
+    wire::encode(wire::Query{sql}, repl);
+    backend_->expected().expect(backend::Reply::Query, sid);
+    return Action::Replace;
+  }
+  auto it = statements_.find(scan.name);
+  if (it == statements_.end()) {
+    backend_->expected().expect(backend::Reply::Query);
+    return Action::Forward;  // PostgreSQL's own "does not exist" error
+  }
+  ensure_prepared(it->second, repl);
+  const std::string sql = "EXECUTE " + std::string(server_statement_name(it->second, name_buf)) + " " + scan.statement;
+  wire::encode(wire::Query{sql}, repl);
+  backend_->expected().expect(backend::Reply::Query);
+  return Action::Replace;
+}
+
+void ClientSession::evict_for(std::uint64_t id, wire::WriteBuffer& repl) {
+  const std::uint64_t evicted = backend_->add_statement(id, pool_->settings().max_prepared_statements);
+  if (evicted != 0) {
+    char name_buf[32];
+    wire::encode(wire::Close{'S', server_statement_name(evicted, name_buf)}, repl);
+    backend_->expected().expect_hidden(backend::Reply::CloseComplete);
+    if (!backend_->unsynced) {
+      wire::encode_sync(repl);
+      backend_->expected().expect_hidden(backend::Reply::Sync);
+    }
+  }
 }
 
 void ClientSession::answer_locally(std::string_view tag) {
@@ -769,12 +837,8 @@ ClientSession::Action ClientSession::handle_parse(const wire::Frame& frame, wire
     return Action::Drop;
   }
   ++host_.counters().prepared_misses;
-  const std::uint64_t evicted = backend_->add_statement(sid, pool_->settings().max_prepared_statements);
+  evict_for(sid, repl);
   char name_buf[32];
-  if (evicted != 0) {
-    wire::encode(wire::Close{'S', server_statement_name(evicted, name_buf)}, repl);
-    backend_->expected().expect_hidden(backend::Reply::CloseComplete);
-  }
   wire::encode(wire::Parse{server_statement_name(sid, name_buf), p->sql, p->param_types}, repl);
   backend_->expected().expect(backend::Reply::ParseComplete, sid);
   return Action::Replace;
@@ -791,14 +855,22 @@ void ClientSession::ensure_prepared(std::uint64_t id, wire::WriteBuffer& repl) {
   }
   ++host_.counters().prepared_misses;
   char name_buf[32];
-  const std::uint64_t evicted = backend_->add_statement(id, pool_->settings().max_prepared_statements);
-  if (evicted != 0) {
-    wire::encode(wire::Close{'S', server_statement_name(evicted, name_buf)}, repl);
-    backend_->expected().expect_hidden(backend::Reply::CloseComplete);
+  evict_for(id, repl);
+  if (st->sql_form) {
+    const std::string sql = "PREPARE " + std::string(server_statement_name(id, name_buf)) + " " + st->sql;
+    wire::encode(wire::Query{sql}, repl);
+    backend_->expected().expect_hidden(backend::Reply::Query, id);
+    return;
   }
   const auto types = std::as_bytes(std::span(st->param_types.data(), st->param_types.size()));
   wire::encode(wire::Parse{server_statement_name(id, name_buf), st->sql, types}, repl);
   backend_->expected().expect_hidden(backend::Reply::ParseComplete, id);
+  if (!backend_->unsynced) {
+    // Before a simple Query (SQL EXECUTE of a protocol-level statement): close the
+    // extended sequence so an error cannot swallow the Query.
+    wire::encode_sync(repl);
+    backend_->expected().expect_hidden(backend::Reply::Sync);
+  }
 }
 
 ClientSession::Action ClientSession::handle_bind(const wire::Frame& frame, wire::WriteBuffer& repl) {
@@ -993,6 +1065,8 @@ void ClientSession::apply_setting(const QueryScan& scan) {
       break;
     case SessionEffect::DeallocateAll:
     case SessionEffect::Deallocate:
+    case SessionEffect::SqlPrepare:
+    case SessionEffect::SqlExecute:
     case SessionEffect::None: return;
   }
   // RESET went back to the backend's own defaults, not this client's startup values:

@@ -94,6 +94,9 @@ class ClientSession final : public net::Deletable,
   Action handle_bind(const wire::Frame& frame, wire::WriteBuffer& repl);
   Action handle_describe(const wire::Frame& frame, wire::WriteBuffer& repl);
   Action handle_close(const wire::Frame& frame, wire::WriteBuffer& repl);
+  Action handle_sql_prepared(const QueryScan& scan, wire::WriteBuffer& repl);
+  // Records `id` on the backend, closing the least recently used statement if full.
+  void evict_for(std::uint64_t id, wire::WriteBuffer& repl);
   // Makes sure the backend has statement `id`, injecting a hidden Parse if not.
   void ensure_prepared(std::uint64_t id, wire::WriteBuffer& out);
   void release_backend();

@@ -22,6 +22,14 @@ PreparedStatement& PreparedRegistry::acquire(std::string_view sql,
   return it->second;
 }
 
+PreparedStatement& PreparedRegistry::acquire_sql(std::string_view rest) {
+  // A parameter-type block never starts with 0xff 0xff (65535 parameters): a safe prefix.
+  static constexpr std::byte kSqlForm[] = {std::byte{0xff}, std::byte{0xff}, std::byte{'S'}};
+  PreparedStatement& st = acquire(rest, kSqlForm);
+  st.sql_form = true;
+  return st;
+}
+
 void PreparedRegistry::release(std::uint64_t id) {
   auto idit = by_id_.find(id);
   if (idit == by_id_.end()) {

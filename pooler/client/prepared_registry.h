@@ -17,6 +17,7 @@ struct PreparedStatement {
   std::string sql;
   std::string param_types;  // Parse's raw parameter-type block (count + oids)
   int clients = 0;          // how many client names refer to it
+  bool sql_form = false;    // made by SQL PREPARE: `sql` is what follows the name
 };
 
 // Hash map keyed by std::string that can be searched with a string_view.
@@ -31,6 +32,8 @@ class PreparedRegistry {
  public:
   // The statement for this text and types, created if new; counts one more client use.
   PreparedStatement& acquire(std::string_view sql, std::span<const std::byte> param_types);
+  // The same for SQL `PREPARE name <rest>`: keyed by `rest` ("(int) AS SELECT ...").
+  PreparedStatement& acquire_sql(std::string_view rest);
   // One client use fewer; forgotten at zero (backends keep theirs until evicted).
   void release(std::uint64_t id);
   const PreparedStatement* find(std::uint64_t id) const;

@@ -163,8 +163,17 @@ QueryScan scan_query(std::string_view sql) {
     if (w.word() == "all") {
       out.unpins |= kPinHoldCursor;
     }
-  } else if (first == "prepare") {
-    out.pins |= kPinSqlPrepare;
+  } else if (first == "prepare" || first == "execute") {
+    // Single statements are tracked like protocol-level ones; inside a multi-statement
+    // query pgmux cannot rename them, so the client keeps its backend.
+    const std::string name = w.word();
+    if (multi || name.empty()) {
+      out.pins |= kPinSqlPrepare;
+    } else {
+      out.effect = first == "prepare" ? SessionEffect::SqlPrepare : SessionEffect::SqlExecute;
+      out.name = name;
+      out.statement = std::string(trim_statement(sql.substr(w.pos())));
+    }
   } else if (first == "discard" && !multi) {
     const std::string what = w.word();
     if (what == "all") {

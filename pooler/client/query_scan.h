@@ -19,6 +19,8 @@ enum class SessionEffect : std::uint8_t {
   DiscardAll,     // DISCARD ALL
   DeallocateAll,  // DEALLOCATE [PREPARE] ALL
   Deallocate,     // DEALLOCATE [PREPARE] name
+  SqlPrepare,     // PREPARE name rest: `name`, `statement` = rest ("(int) AS SELECT ...")
+  SqlExecute,     // EXECUTE name rest: `name`, `statement` = rest ("(1, 'x')")
 };
 
 // Why a client keeps its backend between transactions (bits).
