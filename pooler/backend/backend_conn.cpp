@@ -297,6 +297,9 @@ bool BackendConn::on_reply_frame(char type, std::span<const std::byte> body) {
       }
       break;
     case 'E':
+      if (m.failed_bind_statement != 0) {
+        drop_if_plan_changed(m.failed_bind_statement, body);
+      }
       if (m.error_in_hidden_query && listener_ != nullptr) {
         wire::Frame f{type, body, 0};
         if (auto err = wire::decode_error_response(f)) {
@@ -444,6 +447,25 @@ bool BackendConn::after_frame(const std::byte*) {
 }
 
 // ---- Prepared statements ----
+
+// "cached plan must not change result type" (0A000) after DDL: that statement can never run
+// again on this backend. Close it here so the next use prepares it afresh, instead of every
+// client meeting the error on this backend forever.
+void BackendConn::drop_if_plan_changed(std::uint64_t statement, std::span<const std::byte> body) {
+  wire::Frame f{'E', body, 0};
+  auto err = wire::decode_error_response(f);
+  if (!err || err->sqlstate != "0A000" || err->message.find("cached plan") == std::string::npos) {
+    return;
+  }
+  statement_failed(statement);
+  wire::WriteBuffer out;
+  std::string name = "pgmux_" + std::to_string(statement);
+  wire::encode(wire::Close{'S', name}, out);
+  wire::encode_sync(out);
+  expected_.expect_hidden(Reply::CloseComplete);
+  expected_.expect_hidden(Reply::Sync);
+  stream_.write(out.data());
+}
 
 bool BackendConn::has_statement(std::uint64_t id) {
   auto it = prepared_.find(id);

@@ -124,6 +124,7 @@ class BackendConn final : public net::Deletable,
   // Decides one frame whose body is complete; returns whether to forward it.
   bool on_reply_frame(char type, std::span<const std::byte> body);
   void record_parameter(std::string_view name, std::string_view value);
+  void drop_if_plan_changed(std::uint64_t statement, std::span<const std::byte> body);
   void flush_forward(const std::byte* begin, const std::byte* end);
   bool after_frame(const std::byte* at);
 

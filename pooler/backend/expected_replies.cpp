@@ -83,6 +83,9 @@ Matched ExpectedReplies::on_reply(char type) {
     if (front.reply == Reply::ParseComplete && front.statement != 0) {
       sink_.statement_failed(front.statement);
     }
+    if (front.reply == Reply::BindComplete) {
+      m.failed_bind_statement = front.statement;
+    }
     queue_.pop_front();
     skip_to_sync();
     return m;

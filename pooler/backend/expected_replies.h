@@ -41,6 +41,7 @@ struct Matched {
   Disposition disposition = Disposition::Forward;
   bool completed_sync = false;  // a ReadyForQuery ended a Sync or Query entry
   bool error_in_hidden_query = false;
+  std::uint64_t failed_bind_statement = 0;  // an error answered the Bind of this statement
 };
 
 class ExpectedReplies {

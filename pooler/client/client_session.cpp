@@ -890,7 +890,7 @@ ClientSession::Action ClientSession::handle_bind(const wire::Frame& frame, wire:
   ensure_prepared(it->second, repl);
   char name_buf[32];
   wire::encode(wire::Bind{b->portal, server_statement_name(it->second, name_buf), b->rest}, repl);
-  backend_->expected().expect(backend::Reply::BindComplete);
+  backend_->expected().expect(backend::Reply::BindComplete, it->second);
   return Action::Replace;
 }
 
