@@ -72,7 +72,7 @@ void Worker::join() {
 
 void Worker::on_connection(uv_stream_s* server) {
   const std::uint64_t id = (static_cast<std::uint64_t>(index_) << 48) | next_client_id_++;
-  auto session = std::make_unique<client::ClientSession>(*this, id);
+  auto session = std::make_unique<client::ClientSession>(*this, id, clients_.next_slot());
   if (auto ok = session->accept(server); !ok) {
     spdlog::warn("accept failed: {}", ok.error().message);
     loop_.defer_delete(std::move(session));
@@ -81,7 +81,7 @@ void Worker::on_connection(uv_stream_s* server) {
   ++counters_.clients_accepted;
   const int max_clients = config_->general.max_client_conn;
   const int count = app_.client_count().fetch_add(1, std::memory_order_relaxed) + 1;
-  auto* raw = clients_.emplace(id, std::move(session)).first->second.get();
+  auto* raw = clients_.insert(std::move(session));
   if (draining_) {
     raw->close_with_error(wire::sqlstate::kCannotConnectNow, "pgmux is shutting down");
   } else if (max_clients > 0 && count > max_clients) {
@@ -92,11 +92,9 @@ void Worker::on_connection(uv_stream_s* server) {
 }
 
 void Worker::on_client_closed(client::ClientSession& session) {
-  auto it = clients_.find(session.id());
-  if (it != clients_.end()) {
+  if (auto owned = clients_.take(session.slot())) {
     app_.client_count().fetch_sub(1, std::memory_order_relaxed);
-    loop_.defer_delete(std::move(it->second));
-    clients_.erase(it);
+    loop_.defer_delete(std::move(owned));
   }
   if (draining_) {
     finish_if_drained();
@@ -162,22 +160,30 @@ const wire::ScramVerifier& Worker::scram_verifier(const config::UserConfig& user
   return verifiers_.emplace(user.name, std::move(v)).first->second;
 }
 
-// Cancel keys: the pid carries the worker index in bits 24..30, so a CancelRequest that
-// lands on any worker finds the right one without a shared table.
+// Cancel keys: the pid is the worker index in bits 24..30 and the client's slot + 1 below,
+// so a CancelRequest that lands on any worker finds the right worker and client directly.
 std::int32_t Worker::register_cancel_key(client::ClientSession& session) {
-  for (;;) {
-    const std::uint32_t counter = next_cancel_++ & 0xFFFFFF;
-    if (counter == 0) {
-      continue;
-    }
-    const auto pid = static_cast<std::int32_t>((static_cast<std::uint32_t>(index_) << 24) | counter);
-    if (cancel_keys_.emplace(pid, &session).second) {
-      return pid;
-    }
-  }
+  return static_cast<std::int32_t>((static_cast<std::uint32_t>(index_) << 24) |
+                                   ((session.slot() + 1) & 0xFFFFFF));
 }
 
-void Worker::unregister_cancel_key(std::int32_t pid) { cancel_keys_.erase(pid); }
+void Worker::unregister_cancel_key(std::int32_t) {}
+
+std::shared_ptr<const client::SessionSettings> Worker::intern_settings(client::SessionSettings s) {
+  // Keyed by items and reported values together; bounded so that clients sending unique
+  // parameters (application_name with a random suffix) cannot grow it without limit.
+  constexpr std::size_t kMaxShared = 1024;
+  auto key = s.items;
+  key.insert(key.end(), s.reported.begin(), s.reported.end());
+  if (auto it = settings_cache_.find(key); it != settings_cache_.end()) {
+    return it->second;
+  }
+  auto shared = std::make_shared<const client::SessionSettings>(std::move(s));
+  if (settings_cache_.size() < kMaxShared) {
+    settings_cache_.emplace(std::move(key), shared);
+  }
+  return shared;
+}
 
 void Worker::route_cancel(std::int32_t pid, std::int32_t secret) { app_.route_cancel(pid, secret); }
 
@@ -186,23 +192,19 @@ void Worker::post_cancel(std::int32_t pid, std::int32_t secret) {
 }
 
 void Worker::handle_cancel(std::int32_t pid, std::int32_t secret) {
-  auto it = cancel_keys_.find(pid);
-  if (it == cancel_keys_.end() || it->second->cancel_secret() != secret) {
+  const auto low = static_cast<std::uint32_t>(pid) & 0xFFFFFF;
+  client::ClientSession* s = low == 0 ? nullptr : clients_.get(low - 1);
+  if (s == nullptr || s->cancel_pid() != pid || s->cancel_secret() != secret) {
     return;  // as PostgreSQL: a wrong key is silently ignored
   }
-  it->second->cancel_running_query();
+  s->cancel_running_query();
 }
 
 void Worker::janitor() {
   const std::uint64_t now = net::now_ms(loop_);
-  std::vector<client::ClientSession*> sessions;
-  sessions.reserve(clients_.size());
-  for (auto& [id, s] : clients_) {
-    sessions.push_back(s.get());
-  }
-  // tick() may close a session, which erases it from clients_: iterate a copy of ids.
-  for (auto* s : sessions) {
-    if (clients_.contains(s->id())) {
+  // tick() may close a session, which removes it from clients_: iterate a snapshot.
+  for (auto* s : clients_.snapshot()) {
+    if (clients_.get(s->slot()) == s) {
       s->tick(now);
     }
   }
@@ -261,15 +263,11 @@ void Worker::begin_shutdown(bool fast, std::chrono::milliseconds timeout) {
     return;
   }
   // Clients between transactions leave now; the others when their transaction ends.
-  std::vector<client::ClientSession*> idle;
-  for (auto& [id, s] : clients_) {
-    if (s->state() != client::ClientState::Linked &&
+  for (auto* s : clients_.snapshot()) {
+    if (clients_.get(s->slot()) == s && s->state() != client::ClientState::Linked &&
         s->state() != client::ClientState::WaitingForBackend) {
-      idle.push_back(s.get());
+      s->close_with_error(wire::sqlstate::kAdminShutdown, "pgmux is shutting down");
     }
-  }
-  for (auto* s : idle) {
-    s->close_with_error(wire::sqlstate::kAdminShutdown, "pgmux is shutting down");
   }
   finish_if_drained();
 }
@@ -279,7 +277,7 @@ void Worker::finish_if_drained() {
     return;
   }
   bool busy = false;
-  for (auto& [id, s] : clients_) {
+  for (auto* s : clients_.snapshot()) {
     if (s->state() == client::ClientState::Linked ||
         s->state() == client::ClientState::WaitingForBackend) {
       busy = true;
@@ -296,12 +294,10 @@ void Worker::stop_now() {
     return;
   }
   stopped_ = true;
-  std::vector<client::ClientSession*> all;
-  for (auto& [id, s] : clients_) {
-    all.push_back(s.get());
-  }
-  for (auto* s : all) {
-    s->close_with_error(wire::sqlstate::kAdminShutdown, "pgmux is shutting down");
+  for (auto* s : clients_.snapshot()) {
+    if (clients_.get(s->slot()) == s) {
+      s->close_with_error(wire::sqlstate::kAdminShutdown, "pgmux is shutting down");
+    }
   }
   for (auto& l : listeners_) {
     l->close();

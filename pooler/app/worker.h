@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "pooler/app/client_table.h"
 #include "pooler/backend/pool.h"
 #include "pooler/client/client_session.h"
 #include "pooler/client/session_host.h"
@@ -53,6 +54,7 @@ class Worker final : public client::SessionHost {
   wire::WriteBuffer& scratch() override { return scratch_; }
   client::WorkerCounters& counters() override { return counters_; }
   bool draining() const override { return draining_; }
+  std::shared_ptr<const client::SessionSettings> intern_settings(client::SessionSettings s) override;
 
  private:
   void on_connection(uv_stream_s* server);
@@ -71,11 +73,14 @@ class Worker final : public client::SessionHost {
   std::shared_ptr<const config::Config> config_;
   net::Loop loop_;
   std::vector<std::unique_ptr<net::TcpListener>> listeners_;
-  std::unordered_map<std::uint64_t, std::unique_ptr<client::ClientSession>> clients_;
+  ClientTable clients_;
   std::map<std::string, std::unique_ptr<backend::Pool>> pools_;  // "database\0user"
   std::map<std::string, wire::ScramVerifier, std::less<>> verifiers_;
-  std::unordered_map<std::int32_t, client::ClientSession*> cancel_keys_;
   client::PreparedRegistry registry_;
+  // Startup settings shared by clients that sent the same ones (usually all of an app's).
+  std::map<std::vector<std::pair<std::string, std::string>>,
+           std::shared_ptr<const client::SessionSettings>>
+      settings_cache_;
   wire::WriteBuffer scratch_;
   client::WorkerCounters counters_;
   client::WorkerCounters last_stats_;
@@ -84,7 +89,6 @@ class Worker final : public client::SessionHost {
   std::unique_ptr<net::Timer> stats_timer_;
   std::unique_ptr<net::Timer> shutdown_timer_;
   std::uint64_t next_client_id_ = 1;
-  std::uint32_t next_cancel_ = 1;
   bool draining_ = false;
   bool stopped_ = false;
   std::thread thread_;

@@ -114,15 +114,44 @@ std::string lower(std::string_view s) {
 
 }  // namespace
 
-ClientSession::ClientSession(SessionHost& host, std::uint64_t id)
-    : host_(host), id_(id), stream_(host.loop(), *this) {}
+ClientSession::ClientSession(SessionHost& host, std::uint64_t id, std::uint32_t slot)
+    : host_(host), id_(id), slot_(slot), stream_(host.loop(), *this) {}
+
+std::string_view ClientSession::user() const {
+  if (user_config_ != nullptr) {
+    return user_config_->name;
+  }
+  return login_ ? std::string_view(login_->user) : std::string_view();
+}
+
+std::string_view ClientSession::database() const {
+  if (db_config_ != nullptr) {
+    return db_config_->name;
+  }
+  return login_ ? std::string_view(login_->database) : std::string_view();
+}
+
+std::int32_t ClientSession::cancel_pid() const {
+  return state_ == ClientState::AwaitingStartup || state_ == ClientState::Authenticating
+             ? 0
+             : host_.register_cancel_key(const_cast<ClientSession&>(*this));
+}
+
+ClientSession::Extras& ClientSession::extras() {
+  if (!extras_) {
+    extras_ = std::make_unique<Extras>();
+  }
+  return *extras_;
+}
 
 ClientSession::~ClientSession() {
   if (pool_ != nullptr) {
     pool_->cancel_wait(*this);
   }
-  for (const auto& [name, sid] : statements_) {
-    host_.prepared().release(sid);
+  if (extras_) {
+    for (const auto& [name, sid] : extras_->statements) {
+      host_.prepared().release(sid);
+    }
   }
   stream_.close();
 }
@@ -131,10 +160,9 @@ Result<void> ClientSession::accept(uv_stream_s* server) {
   if (auto ok = stream_.accept_from(server); !ok) {
     return ok;
   }
-  peer_ = stream_.peer();
   connected_ms_ = net::now_ms(host_.loop());
   last_activity_ms_ = connected_ms_;
-  SPDLOG_DEBUG("client {} {}: connected", id_, peer_);
+  SPDLOG_DEBUG("client {} {}: connected", id_, peer());
   return {};
 }
 
@@ -208,7 +236,7 @@ std::size_t ClientSession::process(std::span<const std::byte> in) {
     if (!frame) {
       // PostgreSQL closes on an impossible length without reading further.
       if (phase == wire::Phase::Startup) {
-        spdlog::info("client {} {}: {}", id_, peer_, frame.error().message);
+        spdlog::info("client {} {}: {}", id_, peer(), frame.error().message);
         begin_close(frame.error().message);
       } else {
         close_with_error(ss::kProtocolViolation, frame.error().message);
@@ -269,40 +297,45 @@ Result<void> ClientSession::handle_startup(const wire::Frame& frame) {
       return {};
     case wire::StartupKind::Startup: break;
   }
-  user_ = std::string(pkt->param("user"));
-  database_ = std::string(pkt->param("database"));
-  if (user_.empty()) {
+  login_ = std::make_unique<LoginState>();
+  login_->user = std::string(pkt->param("user"));
+  login_->database = std::string(pkt->param("database"));
+  if (login_->user.empty()) {
     return fail(Errc::Protocol, "no PostgreSQL user name specified in startup packet");
   }
-  if (database_.empty()) {
-    database_ = user_;
+  if (login_->database.empty()) {
+    login_->database = login_->user;
   }
+  SessionSettings settings;
   for (const auto& [key, value] : pkt->params) {
     if (key == "options") {
       for (auto& [name, v] : parse_options(value)) {
         const std::string n = lower(name);
-        upsert(startup_settings_, n, "set_config(" + quote_literal(n) + ", " + quote_literal(v) + ", false)");
-        upsert(reported_, name, v);
+        upsert(settings.items, n, "set_config(" + quote_literal(n) + ", " + quote_literal(v) + ", false)");
+        upsert(settings.reported, name, v);
       }
     } else if (!is_startup_only(key)) {
       const std::string n = lower(key);
-      upsert(startup_settings_, n, "set_config(" + quote_literal(n) + ", " + quote_literal(value) + ", false)");
-      upsert(reported_, key, value);
+      upsert(settings.items, n, "set_config(" + quote_literal(n) + ", " + quote_literal(value) + ", false)");
+      upsert(settings.reported, key, value);
     }
   }
-  std::sort(startup_settings_.begin(), startup_settings_.end());
-  reset_settings();
+  std::sort(settings.items.begin(), settings.items.end());
+  settings.hash = hash_settings(settings.items);
+  startup_ = host_.intern_settings(std::move(settings));
+  settings_ = startup_;
   config_ = host_.config_snapshot();
   const config::Config& cfg = *config_;
-  db_config_ = cfg.find_database(database_);
+  db_config_ = cfg.find_database(login_->database);
   if (db_config_ == nullptr) {
-    spdlog::info("client {} {}: unknown database \"{}\"", id_, peer_, database_);
+    spdlog::info("client {} {}: unknown database \"{}\"", id_, peer(), login_->database);
     ++host_.counters().logins_failed;
-    close_with_error(ss::kInvalidCatalogName, "database \"" + database_ + "\" does not exist");
+    close_with_error(ss::kInvalidCatalogName,
+                     "database \"" + login_->database + "\" does not exist");
     return {};
   }
-  user_config_ = cfg.find_user(user_);
-  user_known_ = user_config_ != nullptr;
+  user_config_ = cfg.find_user(login_->user);
+  login_->user_known = user_config_ != nullptr;
   transition(ClientState::Authenticating);
   return start_auth();
 }
@@ -310,17 +343,18 @@ Result<void> ClientSession::handle_startup(const wire::Frame& frame) {
 Result<void> ClientSession::start_auth() {
   wire::WriteBuffer& out = host_.scratch();
   out.clear();
-  if (user_known_ && user_config_->auth == config::AuthMethod::Trust) {
+  const bool known = login_->user_known;
+  if (known && user_config_->auth == config::AuthMethod::Trust) {
     return finish_auth();
   }
-  if (user_known_ && user_config_->auth == config::AuthMethod::Md5) {
-    wire::random_bytes(md5_salt_);
-    wire::encode_auth_md5(md5_salt_, out);
+  if (known && user_config_->auth == config::AuthMethod::Md5) {
+    wire::random_bytes(login_->md5_salt);
+    wire::encode_auth_md5(login_->md5_salt, out);
   } else {
     // SCRAM, also for unknown users: a verifier nobody can match, so the answer is the
     // same "password authentication failed" whether the user exists or not.
-    scram_ = std::make_unique<wire::ScramServer>(
-        user_known_ ? host_.scram_verifier(*user_config_)
+    login_->scram = std::make_unique<wire::ScramServer>(
+        known ? host_.scram_verifier(*user_config_)
                     : wire::scram_verifier_for_plaintext(std::to_string(id_) + "-no-such-user"));
     const std::string_view mechs[] = {"SCRAM-SHA-256"};
     wire::encode_auth_sasl(mechs, out);
@@ -330,27 +364,28 @@ Result<void> ClientSession::start_auth() {
 }
 
 Result<void> ClientSession::handle_auth(const wire::Frame& frame) {
-  const std::string failed = "password authentication failed for user \"" + user_ + "\"";
+  const std::string failed = "password authentication failed for user \"" + login_->user + "\"";
+  auto& scram = login_->scram;
   if (frame.type != 'p') {
     return fail(Errc::Protocol, std::string("expected password response, got message type '") +
                                     frame.type + "'");
   }
-  if (!scram_) {  // md5
+  if (!scram) {  // md5
     auto password = wire::decode_password(frame);
     if (!password) {
       return std::unexpected(password.error());
     }
     const std::string expected =
-        wire::md5_salted_response(user_config_->password, user_, md5_salt_);
+        wire::md5_salted_response(user_config_->password, login_->user, login_->md5_salt);
     if (*password != expected) {
-      spdlog::info("client {} {}: {}", id_, peer_, failed);
+      spdlog::info("client {} {}: {}", id_, peer(), failed);
       return fail(Errc::Auth, failed);
     }
     return finish_auth();
   }
   wire::WriteBuffer& out = host_.scratch();
   out.clear();
-  if (!scram_->authenticated() && !scram_started_) {
+  if (!scram->authenticated() && !login_->scram_started) {
     auto initial = wire::decode_sasl_initial_response(frame);
     if (!initial) {
       return std::unexpected(initial.error());
@@ -358,19 +393,19 @@ Result<void> ClientSession::handle_auth(const wire::Frame& frame) {
     if (initial->mechanism != "SCRAM-SHA-256") {
       return fail(Errc::Protocol, "client selected an invalid SASL authentication mechanism");
     }
-    auto server_first = scram_->on_client_first(initial->data);
+    auto server_first = scram->on_client_first(initial->data);
     if (!server_first) {
       return std::unexpected(server_first.error());
     }
-    scram_started_ = true;
+    login_->scram_started = true;
     wire::encode_auth_sasl_continue(*server_first, out);
     write(out.data());
     return {};
   }
   const std::string_view data(reinterpret_cast<const char*>(frame.body.data()), frame.body.size());
-  auto server_final = scram_->on_client_final(data);
-  if (!server_final || !user_known_) {
-    spdlog::info("client {} {}: {}", id_, peer_, failed);
+  auto server_final = scram->on_client_final(data);
+  if (!server_final || !login_->user_known) {
+    spdlog::info("client {} {}: {}", id_, peer(), failed);
     return fail(Errc::Auth, failed);
   }
   wire::encode_auth_sasl_final(*server_final, out);
@@ -386,15 +421,15 @@ Result<void> ClientSession::finish_auth() {
   mode_ = user_config_->pool_mode.value_or(db_config_->pool_mode);
   pool_ = host_.pool_for(*db_config_, *user_config_);
   if (pool_ == nullptr) {
-    return fail(Errc::Internal, "no pool for database \"" + database_ + "\"");
+    return fail(Errc::Internal, "no pool for database \"" + db_config_->name + "\"");
   }
-  if (scram_ && scram_->authenticated() && !pool_->can_log_in()) {
+  auto& scram = login_->scram;
+  if (scram && scram->authenticated() && !pool_->can_log_in()) {
     // Only a verifier is configured: the client's proof gives the keys pgmux needs to log
     // in to PostgreSQL as this user, without ever knowing the password.
-    pool_->set_scram_keys(scram_->client_key(), host_.scram_verifier(*user_config_).server_key);
+    pool_->set_scram_keys(scram->client_key(), host_.scram_verifier(*user_config_).server_key);
   }
-  scram_.reset();
-  cancel_pid_ = host_.register_cancel_key(*this);
+  login_.reset();
   std::array<std::uint8_t, 4> secret{};
   wire::random_bytes(secret);
   std::memcpy(&cancel_secret_, secret.data(), 4);
@@ -409,7 +444,7 @@ void ClientSession::on_server_params_ready() {
   }
   send_login_params();
   transition(ClientState::Idle);
-  SPDLOG_DEBUG("client {} {}: logged in as {} to {}", id_, peer_, user_, database_);
+  SPDLOG_DEBUG("client {} {}: logged in as {} to {}", id_, peer(), user(), database());
   stream_.resume_reading();
   process_buffered();
 }
@@ -419,14 +454,14 @@ void ClientSession::send_login_params() {
   out.clear();
   for (const auto& [name, value] : pool_->server_params()) {
     std::string_view v = value;
-    for (const auto& [k, mine] : reported_) {
+    for (const auto& [k, mine] : startup_->reported) {
       if (k == name) {
         v = mine;
       }
     }
     wire::encode(wire::ParameterStatus{name, v}, out);
   }
-  wire::encode(wire::BackendKeyData{cancel_pid_, cancel_secret_}, out);
+  wire::encode(wire::BackendKeyData{cancel_pid(), cancel_secret_}, out);
   wire::encode(wire::ReadyForQuery{wire::TxStatus::Idle}, out);
   write(out.data());
 }
@@ -508,14 +543,14 @@ void ClientSession::link(backend::BackendConn& backend) {
 
 // Brings the backend to this client's settings before its first request runs.
 void ClientSession::sync_settings() {
-  if (backend_->settings_hash == settings_hash_) {
+  if (backend_->settings_hash == settings_->hash) {
     return;
   }
   std::string sql = "RESET ALL";
-  if (!settings_.empty()) {
+  if (!settings_->items.empty()) {
     std::string selects;
     std::string sets;
-    for (const auto& [name, stmt] : settings_) {
+    for (const auto& [name, stmt] : settings_->items) {
       if (stmt.starts_with("set_config(")) {
         selects += selects.empty() ? "; SELECT " : ", ";
         selects += stmt;
@@ -532,7 +567,7 @@ void ClientSession::sync_settings() {
   wire::encode(wire::Query{sql}, out);
   backend_->expected().expect_hidden(backend::Reply::Query);
   backend_->send(out.data());
-  backend_->settings_hash = settings_hash_;
+  backend_->settings_hash = settings_->hash;
   ++host_.counters().settings_syncs;
 }
 
@@ -684,20 +719,21 @@ ClientSession::Action ClientSession::handle_query(const wire::Frame& frame, wire
     const bool pooled = renames_statements();
     if (pooled && pins_ == 0 && client_tx_ == wire::TxStatus::Idle &&
         (scan.effect == SessionEffect::DiscardAll || scan.effect == SessionEffect::DeallocateAll ||
-         (scan.effect == SessionEffect::Deallocate && statements_.contains(scan.name)))) {
+         (scan.effect == SessionEffect::Deallocate && extras().statements.contains(scan.name)))) {
       // These would reach other clients' statements and settings on the shared backend:
       // pgmux answers them for this client alone.
       if (scan.effect == SessionEffect::Deallocate) {
-        auto it = statements_.find(scan.name);
+        auto& statements = extras().statements;
+        auto it = statements.find(scan.name);
         host_.prepared().release(it->second);
-        statements_.erase(it);
+        statements.erase(it);
         answer_locally("DEALLOCATE");
         return Action::Drop;
       }
-      for (const auto& [name, sid] : statements_) {
+      for (const auto& [name, sid] : extras().statements) {
         host_.prepared().release(sid);
       }
-      statements_.clear();
+      extras().statements.clear();
       if (scan.effect == SessionEffect::DiscardAll) {
         apply_setting(scan);
         answer_locally("DISCARD ALL");
@@ -723,7 +759,7 @@ ClientSession::Action ClientSession::handle_query(const wire::Frame& frame, wire
       backend_->settings_hash = backend::kSettingsUnknown;
     }
     if (scan.effect != SessionEffect::None) {
-      pending_effect_ = std::move(scan);
+      extras().pending_effect = std::move(scan);
     }
   } else if (q->sql.find(';') != std::string_view::npos) {
     if (scan_query(q->sql).untracked_settings) {
@@ -740,7 +776,8 @@ ClientSession::Action ClientSession::handle_sql_prepared(const QueryScan& scan,
                                                          wire::WriteBuffer& repl) {
   char name_buf[32];
   if (scan.effect == SessionEffect::SqlPrepare) {
-    if (statements_.contains(scan.name)) {
+    auto& statements = extras().statements;
+    if (statements.contains(scan.name)) {
       std::string bytes = error_bytes(ss::kDuplicatePreparedStatement,
                                       "prepared statement \"" + scan.name + "\" already exists");
       wire::WriteBuffer z;
@@ -751,7 +788,7 @@ ClientSession::Action ClientSession::handle_sql_prepared(const QueryScan& scan,
     }
     PreparedStatement& st = host_.prepared().acquire_sql(scan.statement);
     const std::uint64_t sid = st.id;
-    statements_.emplace(scan.name, sid);
+    statements.emplace(scan.name, sid);
     if (backend_->has_statement(sid)) {
       ++host_.counters().prepared_hits;
       answer_locally("PREPARE");
@@ -764,8 +801,9 @@ ClientSession::Action ClientSession::handle_sql_prepared(const QueryScan& scan,
     backend_->expected().expect(backend::Reply::Query, sid);
     return Action::Replace;
   }
-  auto it = statements_.find(scan.name);
-  if (it == statements_.end()) {
+  auto& statements = extras().statements;
+  auto it = statements.find(scan.name);
+  if (it == statements.end()) {
     backend_->expected().expect(backend::Reply::Query);
     return Action::Forward;  // PostgreSQL's own "does not exist" error
   }
@@ -816,7 +854,7 @@ ClientSession::Action ClientSession::handle_parse(const wire::Frame& frame, wire
     // Drivers such as JDBC send SET through the extended protocol.
     if (scan.effect == SessionEffect::Set || scan.effect == SessionEffect::Reset ||
         scan.effect == SessionEffect::ResetAll) {
-      pending_effect_ = std::move(scan);
+      extras().pending_effect = std::move(scan);
     }
   }
   if (p->statement.empty() || !renames_statements()) {
@@ -825,11 +863,12 @@ ClientSession::Action ClientSession::handle_parse(const wire::Frame& frame, wire
   }
   PreparedStatement& st = host_.prepared().acquire(p->sql, p->param_types);
   const std::uint64_t sid = st.id;
-  if (auto it = statements_.find(p->statement); it != statements_.end()) {
+  auto& statements = extras().statements;
+  if (auto it = statements.find(p->statement); it != statements.end()) {
     host_.prepared().release(it->second);  // re-Parse under the same name replaces it
     it->second = sid;
   } else {
-    statements_.emplace(std::string(p->statement), sid);
+    statements.emplace(std::string(p->statement), sid);
   }
   if (backend_->has_statement(sid)) {
     ++host_.counters().prepared_hits;
@@ -880,9 +919,9 @@ ClientSession::Action ClientSession::handle_bind(const wire::Frame& frame, wire:
     close_with_error(ss::kProtocolViolation, b.error().message);
     return Action::Drop;
   }
-  auto it = b->statement.empty() || !renames_statements() ? statements_.end()
-                                                          : statements_.find(b->statement);
-  if (it == statements_.end()) {
+  const bool named = !b->statement.empty() && renames_statements() && extras_;
+  auto it = named ? extras_->statements.find(b->statement) : decltype(extras_->statements.end()){};
+  if (!named || it == extras_->statements.end()) {
     // Unnamed, session mode, or unknown: PostgreSQL answers (unknown names get its error).
     backend_->expected().expect(backend::Reply::BindComplete);
     return Action::Forward;
@@ -902,10 +941,9 @@ ClientSession::Action ClientSession::handle_describe(const wire::Frame& frame,
     close_with_error(ss::kProtocolViolation, d.error().message);
     return Action::Drop;
   }
-  auto it = d->target != 'S' || d->name.empty() || !renames_statements()
-                ? statements_.end()
-                : statements_.find(d->name);
-  if (it == statements_.end()) {
+  const bool named = d->target == 'S' && !d->name.empty() && renames_statements() && extras_;
+  auto it = named ? extras_->statements.find(d->name) : decltype(extras_->statements.end()){};
+  if (!named || it == extras_->statements.end()) {
     backend_->expected().expect(backend::Reply::Describe);
     return Action::Forward;
   }
@@ -929,9 +967,11 @@ ClientSession::Action ClientSession::handle_close(const wire::Frame& frame, wire
   }
   // The backend keeps its copy for other clients; only this client's name goes away.
   // Closing a name that does not exist is not an error in PostgreSQL either.
-  if (auto it = statements_.find(c->name); it != statements_.end()) {
-    host_.prepared().release(it->second);
-    statements_.erase(it);
+  if (extras_) {
+    if (auto it = extras_->statements.find(c->name); it != extras_->statements.end()) {
+      host_.prepared().release(it->second);
+      extras_->statements.erase(it);
+    }
   }
   backend_->expected().synthesize(message_bytes('3', {}));
   return Action::Drop;
@@ -957,8 +997,8 @@ void ClientSession::on_write_drained() {
 void ClientSession::on_backend_writable() { stream_.resume_reading(); }
 
 void ClientSession::on_backend_command_complete(std::string_view tag) {
-  if (pending_effect_.effect != SessionEffect::None || !tx_effects_.empty() || pending_unpins_ != 0) {
-    last_tag_.assign(tag);
+  if (tracking_effects()) {
+    extras_->last_tag.assign(tag);
   }
 }
 
@@ -967,29 +1007,30 @@ void ClientSession::on_backend_ready() {
     return;
   }
   client_tx_ = backend_->tx_status();
-  if (pending_effect_.effect != SessionEffect::None || !tx_effects_.empty() || pending_unpins_ != 0) {
-    const bool ok_tag = last_tag_ == "SET" || last_tag_ == "RESET" || last_tag_ == "DISCARD ALL";
-    if (pending_effect_.effect != SessionEffect::None && ok_tag) {
+  if (tracking_effects()) {
+    Extras& x = extras();
+    const bool ok_tag = x.last_tag == "SET" || x.last_tag == "RESET" || x.last_tag == "DISCARD ALL";
+    if (x.pending_effect.effect != SessionEffect::None && ok_tag) {
       if (client_tx_ == wire::TxStatus::Idle) {
-        apply_setting(pending_effect_);
+        apply_setting(x.pending_effect);
       } else if (client_tx_ == wire::TxStatus::InBlock) {
-        tx_effects_.push_back(std::move(pending_effect_));
+        x.tx_effects.push_back(std::move(x.pending_effect));
       }
     }
-    pending_effect_ = {};
+    x.pending_effect = {};
     if (client_tx_ == wire::TxStatus::Idle) {
-      if (last_tag_ == "COMMIT") {
-        for (const auto& e : tx_effects_) {
+      if (x.last_tag == "COMMIT") {
+        for (const auto& e : x.tx_effects) {
           apply_setting(e);
         }
       }
-      tx_effects_.clear();
-      if (pending_unpins_ != 0 && last_tag_ != "ROLLBACK") {
+      x.tx_effects.clear();
+      if (pending_unpins_ != 0 && x.last_tag != "ROLLBACK") {
         pins_ &= static_cast<std::uint8_t>(~pending_unpins_);
       }
       pending_unpins_ = 0;
     }
-    last_tag_.clear();
+    x.last_tag.clear();
   }
   if (client_tx_ == wire::TxStatus::Idle) {
     ++host_.counters().transactions;
@@ -1033,30 +1074,32 @@ void ClientSession::on_backend_lost(const Error& error) {
 
 // ---- Settings ----
 
-void ClientSession::reset_settings() {
-  settings_ = startup_settings_;
-  settings_hash_ = hash_settings(settings_);
-}
+void ClientSession::reset_settings() { settings_ = startup_; }
 
 void ClientSession::apply_setting(const QueryScan& scan) {
   switch (scan.effect) {
-    case SessionEffect::Set:
-      upsert(settings_, scan.name, scan.statement);
-      std::sort(settings_.begin(), settings_.end());
-      settings_hash_ = hash_settings(settings_);
+    case SessionEffect::Set: {
+      auto next = std::make_shared<SessionSettings>(*settings_);
+      upsert(next->items, scan.name, scan.statement);
+      std::sort(next->items.begin(), next->items.end());
+      next->hash = hash_settings(next->items);
+      settings_ = std::move(next);
       if (backend_ != nullptr) {
-        backend_->settings_hash = settings_hash_;  // it ran the SET itself
+        backend_->settings_hash = settings_->hash;  // it ran the SET itself
       }
       return;
+    }
     case SessionEffect::Reset: {
-      std::erase_if(settings_, [&](const auto& s) { return s.first == scan.name; });
-      for (const auto& s : startup_settings_) {
+      auto next = std::make_shared<SessionSettings>(*settings_);
+      std::erase_if(next->items, [&](const auto& s) { return s.first == scan.name; });
+      for (const auto& s : startup_->items) {
         if (s.first == scan.name) {
-          upsert(settings_, s.first, s.second);
+          upsert(next->items, s.first, s.second);
         }
       }
-      std::sort(settings_.begin(), settings_.end());
-      settings_hash_ = hash_settings(settings_);
+      std::sort(next->items.begin(), next->items.end());
+      next->hash = hash_settings(next->items);
+      settings_ = std::move(next);
       break;
     }
     case SessionEffect::ResetAll:
@@ -1147,7 +1190,7 @@ void ClientSession::close_with_error(std::string_view sqlstate, const std::strin
   if (state_ == ClientState::Closing) {
     return;
   }
-  spdlog::info("client {} {}: closing: {}", id_, peer_, message);
+  spdlog::info("client {} {}: closing: {}", id_, peer(), message);
   send_error("FATAL", sqlstate, message);
   begin_close(message);
 }
@@ -1168,7 +1211,7 @@ void ClientSession::begin_close(std::string reason) {
   if (state_ == ClientState::Closing) {
     return;
   }
-  spdlog::debug("client {} {}: closing: {}", id_, peer_, reason);
+  spdlog::debug("client {} {}: closing: {}", id_, peer(), reason);
   transition(ClientState::Closing);
   if (backend_ != nullptr) {
     backend::BackendConn* b = backend_;
@@ -1188,10 +1231,6 @@ void ClientSession::begin_close(std::string reason) {
   }
   if (pool_ != nullptr) {
     pool_->cancel_wait(*this);
-  }
-  if (cancel_pid_ != 0) {
-    host_.unregister_cancel_key(cancel_pid_);
-    cancel_pid_ = 0;
   }
   stream_.close();
   host_.on_client_closed(*this);

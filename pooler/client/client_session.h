@@ -27,18 +27,19 @@ class ClientSession final : public net::Deletable,
                             private backend::BackendListener,
                             private backend::PoolWaiter {
  public:
-  ClientSession(SessionHost& host, std::uint64_t id);
+  ClientSession(SessionHost& host, std::uint64_t id, std::uint32_t slot);
   ~ClientSession() override;
 
   [[nodiscard]] Result<void> accept(uv_stream_s* server);
 
   std::uint64_t id() const { return id_; }
+  std::uint32_t slot() const { return slot_; }
   ClientState state() const { return state_; }
-  const std::string& peer() const { return peer_; }
-  const std::string& user() const { return user_; }
-  const std::string& database() const { return database_; }
+  std::string peer() const { return stream_.peer(); }
+  std::string_view user() const;
+  std::string_view database() const;
   std::uint8_t pins() const { return pins_; }
-  std::int32_t cancel_pid() const { return cancel_pid_; }
+  std::int32_t cancel_pid() const;
   std::int32_t cancel_secret() const { return cancel_secret_; }
   std::uint64_t connected_ms() const { return connected_ms_; }
   const backend::BackendConn* backend() const { return backend_; }
@@ -109,50 +110,55 @@ class ClientSession final : public net::Deletable,
   void write(std::span<const std::byte> bytes);
   void begin_close(std::string reason);
 
+  // What only the startup and authentication phase needs; freed once logged in.
+  struct LoginState {
+    std::string user;
+    std::string database;
+    std::unique_ptr<wire::ScramServer> scram;
+    std::array<std::uint8_t, 4> md5_salt{};
+    bool user_known = false;
+    bool scram_started = false;
+  };
+  // What only some clients need (prepared statements, SETs being tracked): allocated on
+  // first use, so an idle client stays small.
+  struct Extras {
+    StringMap<std::uint64_t> statements;  // client name -> registry id (pooled modes)
+    QueryScan pending_effect;             // a SET/RESET in flight, applied on success
+    std::vector<QueryScan> tx_effects;    // SETs inside an open transaction
+    std::string last_tag;
+  };
+  Extras& extras();
+  bool tracking_effects() const {
+    return extras_ && (extras_->pending_effect.effect != SessionEffect::None ||
+                       !extras_->tx_effects.empty() || pending_unpins_ != 0);
+  }
+
   SessionHost& host_;
   std::uint64_t id_;
+  std::uint32_t slot_;
   net::TcpStream stream_;
   ClientState state_ = ClientState::AwaitingStartup;
-  std::string peer_;
-  std::string user_;
-  std::string database_;
+  config::PoolMode mode_ = config::PoolMode::Transaction;
+  std::uint8_t pins_ = 0;
+  std::uint8_t pending_unpins_ = 0;
+  bool skip_until_sync_ = false;
+  bool settings_failed_ = false;
+  wire::TxStatus client_tx_ = wire::TxStatus::Idle;
+  std::int32_t cancel_secret_ = 0;
   std::shared_ptr<const config::Config> config_;  // keeps db_config_/user_config_ alive
   const config::DatabaseConfig* db_config_ = nullptr;
   const config::UserConfig* user_config_ = nullptr;
-  config::PoolMode mode_ = config::PoolMode::Transaction;
   backend::Pool* pool_ = nullptr;
   backend::BackendConn* backend_ = nullptr;
   std::vector<std::byte> inbuf_;  // an incomplete frame, or frames waiting for a backend
   std::uint64_t connected_ms_ = 0;
   std::uint64_t last_activity_ms_ = 0;
-
-  // Authentication.
-  std::unique_ptr<wire::ScramServer> scram_;
-  std::array<std::uint8_t, 4> md5_salt_{};
-  bool user_known_ = false;
-  bool scram_started_ = false;
-
-  // Settings that follow the client from backend to backend: name -> statement that
-  // applies it. `startup_settings_` are those from the StartupMessage.
-  std::vector<std::pair<std::string, std::string>> startup_settings_;
-  std::vector<std::pair<std::string, std::string>> settings_;
-  std::uint64_t settings_hash_ = 0;
-  std::vector<std::pair<std::string, std::string>> reported_;  // ParameterStatus overrides
-  QueryScan pending_effect_;          // a SET/RESET in flight, applied on success
-  bool pending_effect_seen_ok_ = false;
-  std::vector<QueryScan> tx_effects_;  // SETs inside an open transaction
-  std::string last_tag_;
-  std::uint8_t pending_unpins_ = 0;
-
-  // Prepared statements: client name -> registry id (transaction/statement mode).
-  StringMap<std::uint64_t> statements_;
-
-  std::uint8_t pins_ = 0;
-  bool skip_until_sync_ = false;
-  bool settings_failed_ = false;
-  std::int32_t cancel_pid_ = 0;
-  std::int32_t cancel_secret_ = 0;
-  wire::TxStatus client_tx_ = wire::TxStatus::Idle;
+  std::unique_ptr<LoginState> login_;
+  std::unique_ptr<Extras> extras_;
+  // Settings that follow the client from backend to backend. Clients with the same
+  // startup parameters share one object; a SET makes this client its own copy.
+  std::shared_ptr<const SessionSettings> startup_;
+  std::shared_ptr<const SessionSettings> settings_;
 };
 
 }  // namespace pooler::client

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <memory>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "pooler/backend/pool.h"
 #include "pooler/client/prepared_registry.h"
@@ -16,6 +18,15 @@
 namespace pooler::client {
 
 class ClientSession;
+
+// A client's settings as statements that apply them on a backend ("set_config('x', 'v',
+// false)" for startup parameters, the SET text itself for SET), sorted by name, with their
+// hash; and the ParameterStatus values the client asked for at startup. Immutable.
+struct SessionSettings {
+  std::vector<std::pair<std::string, std::string>> items;
+  std::uint64_t hash = 0;  // 0 = no settings of its own
+  std::vector<std::pair<std::string, std::string>> reported;
+};
 
 // Counters the sessions bump; read by the stats line and the admin console.
 struct WorkerCounters {
@@ -52,6 +63,8 @@ class SessionHost {
   // Scratch output buffer shared by the worker's sessions (cleared by the user).
   virtual wire::WriteBuffer& scratch() = 0;
   virtual WorkerCounters& counters() = 0;
+  // One shared object per distinct startup settings (bounded); `s` must be complete.
+  virtual std::shared_ptr<const SessionSettings> intern_settings(SessionSettings s) = 0;
   virtual bool draining() const = 0;
 
  protected:

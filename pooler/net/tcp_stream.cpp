@@ -12,17 +12,30 @@
 
 namespace pooler::net {
 
+// The owner pointer, then the uv handle itself (uv_tcp_t, or uv_pipe_t for Unix sockets) in
+// one allocation sized for that handle: accepted client streams carry no pipe-sized union.
 struct TcpStream::Block {
-  union {
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } h;
-  uv_connect_t connect_req{};
   TcpStream* owner = nullptr;  // cleared on close; late callbacks see nullptr
   bool is_pipe = false;
-  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&h); }
-  uv_handle_t* handle() { return reinterpret_cast<uv_handle_t*>(&h); }
+
+  static Block* make(bool pipe) {
+    const std::size_t size = sizeof(Block) + (pipe ? sizeof(uv_pipe_t) : sizeof(uv_tcp_t));
+    void* mem = ::operator new(size);
+    std::memset(mem, 0, size);
+    auto* b = new (mem) Block{};
+    b->is_pipe = pipe;
+    return b;
+  }
+  static void destroy(Block* b) {
+    b->~Block();
+    ::operator delete(b);
+  }
+  uv_handle_t* handle() { return reinterpret_cast<uv_handle_t*>(this + 1); }
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(this + 1); }
+  uv_tcp_t* tcp() { return reinterpret_cast<uv_tcp_t*>(this + 1); }
+  uv_pipe_t* pipe() { return reinterpret_cast<uv_pipe_t*>(this + 1); }
 };
+static_assert(sizeof(TcpStream::Block) % alignof(std::max_align_t) == 0 || sizeof(void*) == 8);
 
 // A write that the kernel did not take at once: the request and its bytes, one allocation.
 struct TcpStream::WriteReq {
@@ -50,9 +63,9 @@ TcpStream::~TcpStream() { close(); }
 
 Result<void> TcpStream::accept_from(uv_stream_t* server) {
   POOLER_CHECK(block_ == nullptr, "stream already open");
-  block_ = new Block{};
+  block_ = Block::make(false);
   block_->owner = this;
-  uv_tcp_init(loop_.raw(), &block_->h.tcp);
+  uv_tcp_init(loop_.raw(), block_->tcp());
   block_->handle()->data = block_;
   if (const int rc = uv_accept(server, block_->stream()); rc != 0) {
     close();
@@ -65,11 +78,16 @@ Result<void> TcpStream::accept_from(uv_stream_t* server) {
 
 Result<void> TcpStream::connect(const std::string& host, std::uint16_t port) {
   POOLER_CHECK(block_ == nullptr, "stream already open");
-  block_ = new Block{};
+  const bool pipe = !host.empty() && host[0] == '/';
+  block_ = Block::make(pipe);
   block_->owner = this;
-  block_->connect_req.data = block_;
+  // Only outgoing connections need a connect request: allocated apart so that accepted
+  // streams (thousands of idle clients) do not carry one.
+  auto* req = new uv_connect_t{};
+  req->data = block_;
   auto on_connect = [](uv_connect_t* req, int status) {
     auto* block = static_cast<Block*>(req->data);
+    delete req;
     TcpStream* self = block->owner;
     if (self == nullptr || status == UV_ECANCELED) {
       return;
@@ -84,25 +102,26 @@ Result<void> TcpStream::connect(const std::string& host, std::uint16_t port) {
     self->start_reading();
     self->events_.on_connected();
   };
-  if (!host.empty() && host[0] == '/') {
-    block_->is_pipe = true;
-    uv_pipe_init(loop_.raw(), &block_->h.pipe, 0);
+  if (pipe) {
+    uv_pipe_init(loop_.raw(), block_->pipe(), 0);
     block_->handle()->data = block_;
     const std::string path = host + "/.s.PGSQL." + std::to_string(port);
-    uv_pipe_connect(&block_->connect_req, &block_->h.pipe, path.c_str(), on_connect);
+    uv_pipe_connect(req, block_->pipe(), path.c_str(), on_connect);
     return {};
   }
-  uv_tcp_init(loop_.raw(), &block_->h.tcp);
+  uv_tcp_init(loop_.raw(), block_->tcp());
   block_->handle()->data = block_;
   sockaddr_storage addr{};
   if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
       uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
+    delete req;
     close();
     return fail(Errc::Io, "not an IP address: " + host);
   }
-  if (const int rc = uv_tcp_connect(&block_->connect_req, &block_->h.tcp,
+  if (const int rc = uv_tcp_connect(req, block_->tcp(),
                                     reinterpret_cast<const sockaddr*>(&addr), on_connect);
       rc != 0) {
+    delete req;
     close();
     return std::unexpected(uv_error("connect", rc));
   }
@@ -225,7 +244,7 @@ void TcpStream::close() {
   }
   block_->owner = nullptr;
   uv_close(block_->handle(), [](uv_handle_t* h) {
-    delete static_cast<Block*>(h->data);  // the only delete of a Block
+    Block::destroy(static_cast<Block*>(h->data));  // the only delete of a Block
   });
   block_ = nullptr;
   reading_ = false;
@@ -240,7 +259,7 @@ std::string TcpStream::peer() const {
   }
   sockaddr_storage addr{};
   int len = sizeof addr;
-  if (uv_tcp_getpeername(&block_->h.tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+  if (uv_tcp_getpeername(block_->tcp(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
     return "unknown";
   }
   char ip[INET6_ADDRSTRLEN] = {};
@@ -262,7 +281,7 @@ int TcpStream::fd() const {
     return -1;
   }
   uv_os_fd_t fd = -1;
-  uv_fileno(reinterpret_cast<const uv_handle_t*>(&block_->h), &fd);
+  uv_fileno(block_->handle(), &fd);
   return fd;
 }
 

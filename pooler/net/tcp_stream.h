@@ -45,8 +45,10 @@ class TcpStream final : public Transport {
   std::string peer() const;  // "ip:port", or "unix" for Unix sockets
   int fd() const;
 
- private:
+ public:
   struct Block;
+
+ private:
   struct WriteReq;
   void start_reading();
   void on_read(long nread);
