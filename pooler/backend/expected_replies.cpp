@@ -22,13 +22,13 @@ void ExpectedReplies::emit_ready_synthetic() {
   }
 }
 
-// After an error in the extended protocol, PostgreSQL discards messages until Sync:
-// their replies will never come.
+// After an error in the extended protocol, PostgreSQL discards messages until Sync, simple
+// Query messages included: their replies will never come.
 void ExpectedReplies::skip_to_sync() {
-  while (!queue_.empty() && queue_.front().reply != Reply::Sync &&
-         queue_.front().reply != Reply::Query) {
-    if (queue_.front().reply == Reply::ParseComplete && queue_.front().statement != 0) {
-      sink_.statement_failed(queue_.front().statement);
+  while (!queue_.empty() && queue_.front().reply != Reply::Sync) {
+    const Expected& e = queue_.front();
+    if ((e.reply == Reply::ParseComplete || e.reply == Reply::Query) && e.statement != 0) {
+      sink_.statement_failed(e.statement);
     }
     queue_.pop_front();
   }
@@ -102,8 +102,15 @@ Matched ExpectedReplies::on_reply(char type) {
   if (done) {
     pop_front();
   } else if (type == 'Z') {
-    // Out of step (should not happen): resynchronise on the next Sync.
-    skip_to_sync();
+    // Out of step (should not happen): resynchronise on the next Sync or Query.
+    while (!queue_.empty() && queue_.front().reply != Reply::Sync &&
+           queue_.front().reply != Reply::Query) {
+      const Expected& e = queue_.front();
+      if (e.reply == Reply::ParseComplete && e.statement != 0) {
+        sink_.statement_failed(e.statement);
+      }
+      queue_.pop_front();
+    }
     if (!queue_.empty()) {
       m.disposition = queue_.front().hidden ? Disposition::Swallow : Disposition::Forward;
       m.completed_sync = true;

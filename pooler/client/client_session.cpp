@@ -667,17 +667,28 @@ bool worth_scanning(std::string_view sql) {
   if (i < sql.size() && (sql[i] == '/' || sql[i] == '-')) {
     return true;  // a leading comment: let the scanner skip it
   }
+  const std::string_view rest = sql.substr(i);
+  if (rest.find(';') != std::string_view::npos) {
+    return true;  // several statements: each may pin or change settings
+  }
+  auto starts_with_keyword = [&](std::string_view kw) {
+    return rest.size() > kw.size() &&
+           std::equal(kw.begin(), kw.end(), rest.begin(),
+                      [](char a, char b) { return a == (b | 0x20); }) &&
+           !std::isalnum(static_cast<unsigned char>(rest[kw.size()])) && rest[kw.size()] != '_';
+  };
   static constexpr std::string_view kKeywords[] = {
       "set",    "reset", "discard", "deallocate", "listen", "unlisten",
       "create", "close", "prepare", "execute",    "declare"};
-  const std::string_view rest = sql.substr(i);
   for (const std::string_view kw : kKeywords) {
-    if (rest.size() > kw.size() &&
-        std::equal(kw.begin(), kw.end(), rest.begin(),
-                   [](char a, char b) { return a == (b | 0x20); }) &&
-        !std::isalnum(static_cast<unsigned char>(rest[kw.size()])) && rest[kw.size()] != '_') {
+    if (starts_with_keyword(kw)) {
       return true;
     }
+  }
+  // SELECT ... INTO TEMP makes a temporary table.
+  if ((starts_with_keyword("select") || starts_with_keyword("with")) &&
+      (rest.find("into") != std::string_view::npos || rest.find("INTO") != std::string_view::npos)) {
+    return true;
   }
   return rest.find("dvisory_") != std::string_view::npos ||
          rest.find("DVISORY_") != std::string_view::npos ||
@@ -760,10 +771,6 @@ ClientSession::Action ClientSession::handle_query(const wire::Frame& frame, wire
     }
     if (scan.effect != SessionEffect::None) {
       extras().pending_effect = std::move(scan);
-    }
-  } else if (q->sql.find(';') != std::string_view::npos) {
-    if (scan_query(q->sql).untracked_settings) {
-      backend_->settings_hash = backend::kSettingsUnknown;
     }
   }
   backend_->expected().expect(backend::Reply::Query);

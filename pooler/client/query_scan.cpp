@@ -6,6 +6,8 @@
 namespace pooler::client {
 namespace {
 
+// Keywords and identifiers of one statement, skipping blanks and comments (block comments
+// nest, as in PostgreSQL).
 class Words {
  public:
   explicit Words(std::string_view s) : s_(s) {}
@@ -21,8 +23,7 @@ class Words {
           ++pos_;
         }
       } else if (c == '/' && pos_ + 1 < s_.size() && s_[pos_ + 1] == '*') {
-        const auto end = s_.find("*/", pos_ + 2);
-        pos_ = end == std::string_view::npos ? s_.size() : end + 2;
+        skip_block_comment();
       } else {
         return true;
       }
@@ -57,10 +58,37 @@ class Words {
     return w;
   }
 
+  // Like word(), but steps over one non-word character instead of stopping there.
+  std::string next_token() {
+    std::string w = word();
+    if (w.empty() && pos_ < s_.size()) {
+      ++pos_;
+    }
+    return w;
+  }
+
+  bool at_end() { return !skip_space(); }
   std::size_t pos() const { return pos_; }
-  void set_pos(std::size_t p) { pos_ = p; }
 
  private:
+  void skip_block_comment() {
+    int depth = 0;
+    while (pos_ + 1 < s_.size()) {
+      if (s_[pos_] == '/' && s_[pos_ + 1] == '*') {
+        ++depth;
+        pos_ += 2;
+      } else if (s_[pos_] == '*' && s_[pos_ + 1] == '/') {
+        pos_ += 2;
+        if (--depth == 0) {
+          return;
+        }
+      } else {
+        ++pos_;
+      }
+    }
+    pos_ = s_.size();
+  }
+
   std::string_view s_;
   std::size_t pos_ = 0;
 };
@@ -72,7 +100,8 @@ bool icontains(std::string_view hay, std::string_view needle) {
 }
 
 std::string_view trim_statement(std::string_view sql) {
-  while (!sql.empty() && (std::isspace(static_cast<unsigned char>(sql.back())) || sql.back() == ';')) {
+  while (!sql.empty() &&
+         (std::isspace(static_cast<unsigned char>(sql.back())) || sql.back() == ';')) {
     sql.remove_suffix(1);
   }
   while (!sql.empty() && std::isspace(static_cast<unsigned char>(sql.front()))) {
@@ -81,16 +110,28 @@ std::string_view trim_statement(std::string_view sql) {
   return sql;
 }
 
-// More than one statement: a ';' followed by something other than blanks. Literals that
-// contain ';' make this say "multi", which only means the query is not tracked.
-bool is_multi_statement(std::string_view sql) {
-  const auto semi = sql.find(';');
-  if (semi == std::string_view::npos) {
-    return false;
+// The statements of a query split at ';'. Literals that contain ';' split wrongly, which
+// only makes pgmux more careful (the query is then not tracked, and may pin).
+std::vector<std::string_view> split_statements(std::string_view sql) {
+  std::vector<std::string_view> out;
+  std::size_t start = 0;
+  while (start <= sql.size()) {
+    const auto semi = sql.find(';', start);
+    const auto piece = trim_statement(sql.substr(start, semi == std::string_view::npos
+                                                            ? std::string_view::npos
+                                                            : semi - start));
+    if (!piece.empty()) {
+      out.push_back(piece);
+    }
+    if (semi == std::string_view::npos) {
+      break;
+    }
+    start = semi + 1;
   }
-  return !trim_statement(sql.substr(semi + 1)).empty();
+  return out;
 }
 
+// Advisory locks can be taken from anywhere in a statement.
 std::uint8_t advisory_effect(std::string_view sql, std::uint8_t& unpins) {
   if (!icontains(sql, "advisory_")) {
     return 0;
@@ -105,83 +146,170 @@ std::uint8_t advisory_effect(std::string_view sql, std::uint8_t& unpins) {
   return 0;
 }
 
-}  // namespace
-
-std::uint8_t scan_pins(std::string_view sql) {
-  std::uint8_t unpins = 0;
-  const QueryScan q = scan_query(sql);
-  return static_cast<std::uint8_t>(q.pins | advisory_effect(sql, unpins));
+// SELECT ... INTO [TEMP | TEMPORARY] [TABLE] name: a temporary table from a SELECT.
+bool selects_into_temp(std::string_view sql) {
+  Words w(sql);
+  std::string prev;
+  while (!w.at_end()) {
+    std::string t = w.next_token();
+    if (prev == "into" && (t == "temp" || t == "temporary")) {
+      return true;
+    }
+    if (!t.empty()) {
+      prev = std::move(t);
+    }
+  }
+  return false;
 }
 
-QueryScan scan_query(std::string_view sql) {
-  QueryScan out;
+// DECLARE name [BINARY] [ASENSITIVE | INSENSITIVE] [[NO] SCROLL] CURSOR [WITH HOLD] FOR ...
+bool declares_hold_cursor(std::string_view sql) {
   Words w(sql);
+  std::string prev;
+  while (!w.at_end()) {
+    std::string t = w.next_token();
+    if (t == "for") {
+      return false;
+    }
+    if (prev == "with" && t == "hold") {
+      return true;
+    }
+    if (!t.empty()) {
+      prev = std::move(t);
+    }
+  }
+  return false;
+}
+
+// The session-level name PostgreSQL's grammar gives to SET/RESET forms with their own
+// syntax; `w` is positioned after SET or RESET.
+std::string setting_name(Words& w) {
+  std::string name = w.word();
+  if (name == "session") {
+    const std::string next = w.word();
+    if (next == "authorization") {
+      return "session authorization";
+    }
+    if (next == "characteristics") {
+      return "session characteristics";
+    }
+    name = next;  // SET SESSION name ...
+  }
+  if (name == "time") {
+    return "timezone";  // SET TIME ZONE
+  }
+  if (name == "names") {
+    return "client_encoding";
+  }
+  if (name == "schema") {
+    return "search_path";
+  }
+  if (name == "xml") {
+    return "xmloption";
+  }
+  return name;
+}
+
+// Pin reasons of one statement, judged by its first keyword.
+std::uint8_t statement_pins(std::string_view stmt, std::uint8_t& unpins) {
+  Words w(stmt);
   const std::string first = w.word();
-  out.pins |= advisory_effect(sql, out.unpins);
-  const bool multi = is_multi_statement(sql);
-  if (icontains(sql, "set_config")) {
-    out.untracked_settings = true;
-  }
-  if (multi) {
-    // Any statement after the first that starts with SET, RESET or DISCARD.
-    std::size_t at = 0;
-    while ((at = sql.find(';', at)) != std::string_view::npos) {
-      ++at;
-      Words next(sql.substr(at));
-      const std::string kw = next.word();
-      if (kw == "set" || kw == "reset" || kw == "discard") {
-        out.untracked_settings = true;
-      }
-    }
-    if (first == "set" || first == "reset" || first == "discard") {
-      out.untracked_settings = true;
-    }
-  }
   if (first == "listen") {
-    out.pins |= kPinListen;
-  } else if (first == "unlisten") {
-    if (w.skip_space() && sql[w.pos()] == '*') {
-      out.unpins |= kPinListen;
+    return kPinListen;
+  }
+  if (first == "unlisten") {
+    if (w.skip_space() && stmt[w.pos()] == '*') {
+      unpins |= kPinListen;
     }
-  } else if (first == "create") {
+    return 0;
+  }
+  if (first == "create") {
     for (int i = 0; i < 4; ++i) {
       const std::string next = w.word();
       if (next == "temp" || next == "temporary") {
-        out.pins |= kPinTempTable;
-        break;
+        return kPinTempTable;
       }
       if (next != "global" && next != "local" && next != "or" && next != "replace" &&
           next != "unlogged") {
         break;
       }
     }
-  } else if (first == "declare") {
-    if (icontains(sql, "with hold")) {
-      out.pins |= kPinHoldCursor;
-    }
-  } else if (first == "close") {
+    return 0;
+  }
+  if (first == "select" || first == "with") {
+    return selects_into_temp(stmt) ? kPinTempTable : 0;
+  }
+  if (first == "declare") {
+    return declares_hold_cursor(stmt) ? kPinHoldCursor : 0;
+  }
+  if (first == "close") {
     if (w.word() == "all") {
-      out.unpins |= kPinHoldCursor;
+      unpins |= kPinHoldCursor;
     }
-  } else if (first == "prepare" || first == "execute") {
-    // Single statements are tracked like protocol-level ones; inside a multi-statement
-    // query pgmux cannot rename them, so the client keeps its backend.
-    const std::string name = w.word();
-    if (multi || name.empty()) {
-      out.pins |= kPinSqlPrepare;
-    } else {
-      out.effect = first == "prepare" ? SessionEffect::SqlPrepare : SessionEffect::SqlExecute;
-      out.name = name;
-      out.statement = std::string(trim_statement(sql.substr(w.pos())));
-    }
-  } else if (first == "discard" && !multi) {
+    return 0;
+  }
+  if (first == "discard") {
     const std::string what = w.word();
-    if (what == "all") {
-      out.effect = SessionEffect::DiscardAll;
-    } else if (what == "temp" || what == "temporary") {
-      out.unpins |= kPinTempTable;
+    if (what == "temp" || what == "temporary") {
+      unpins |= kPinTempTable;
+    }  // DISCARD ALL is SessionEffect::DiscardAll, which clears every pin
+
+    return 0;
+  }
+  if (first == "prepare" || first == "execute") {
+    return w.word() == "transaction" ? 0 : kPinSqlPrepare;
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::uint8_t scan_pins(std::string_view sql) {
+  const QueryScan q = scan_query(sql);
+  std::uint8_t pins = q.pins;
+  if (q.effect == SessionEffect::SqlPrepare || q.effect == SessionEffect::SqlExecute) {
+    pins |= kPinSqlPrepare;  // in a Parse, pgmux cannot rename the statement
+  }
+  return pins;
+}
+
+QueryScan scan_query(std::string_view sql) {
+  QueryScan out;
+  out.pins |= advisory_effect(sql, out.unpins);
+  if (icontains(sql, "set_config")) {
+    out.untracked_settings = true;
+  }
+  const auto statements = split_statements(sql);
+  if (statements.size() > 1) {
+    // Not tracked as a whole: every statement may pin, and any SET/RESET/DISCARD makes the
+    // backend's settings unknown.
+    for (const auto stmt : statements) {
+      out.pins |= statement_pins(stmt, out.unpins);
+      Words w(stmt);
+      const std::string kw = w.word();
+      if (kw == "set" || kw == "reset" || kw == "discard") {
+        out.untracked_settings = true;
+      }
     }
-  } else if (first == "deallocate" && !multi) {
+    return out;
+  }
+  out.pins |= statement_pins(sql, out.unpins);
+  Words w(sql);
+  const std::string first = w.word();
+  if (first == "prepare" || first == "execute") {
+    const std::string name = w.word();
+    if (name == "transaction" || name.empty()) {
+      return out;  // PREPARE TRANSACTION 'gid' (two-phase commit): nothing to rename
+    }
+    out.pins &= static_cast<std::uint8_t>(~kPinSqlPrepare);  // tracked, not pinned
+    out.effect = first == "prepare" ? SessionEffect::SqlPrepare : SessionEffect::SqlExecute;
+    out.name = name;
+    out.statement = std::string(trim_statement(sql.substr(w.pos())));
+  } else if (first == "discard") {
+    if (w.word() == "all") {
+      out.effect = SessionEffect::DiscardAll;
+    }
+  } else if (first == "deallocate") {
     std::string name = w.word();
     if (name == "prepare") {
       name = w.word();
@@ -192,35 +320,19 @@ QueryScan scan_query(std::string_view sql) {
       out.effect = SessionEffect::Deallocate;
       out.name = name;
     }
-  } else if (first == "reset" && !multi) {
-    const std::string name = w.word();
+  } else if (first == "reset") {
+    const std::string name = setting_name(w);
     if (name == "all") {
       out.effect = SessionEffect::ResetAll;
     } else if (!name.empty()) {
       out.effect = SessionEffect::Reset;
-      out.name = name == "time" ? "timezone" : name;
+      out.name = name;
     }
-  } else if (first == "set" && !multi) {
-    const std::size_t after_set = w.pos();
-    std::string name = w.word();
-    if (name == "session") {
-      const std::size_t p = w.pos();
-      name = w.word();
-      if (name == "characteristics" || name == "authorization") {
-        out.effect = SessionEffect::Set;
-        out.name = "session " + name;
-        out.statement = std::string(trim_statement(sql));
-        return out;
-      }
-      (void)p;
-    }
+  } else if (first == "set") {
+    const std::string name = setting_name(w);
     if (name.empty() || name == "local" || name == "transaction" || name == "constraints") {
       return out;  // transaction-scoped: nothing follows the client
     }
-    if (name == "time") {
-      name = "timezone";
-    }
-    (void)after_set;
     out.effect = SessionEffect::Set;
     out.name = name;
     out.statement = std::string(trim_statement(sql));

@@ -46,7 +46,8 @@ class ByteReader {
 
   // A NUL-terminated string; the terminator is consumed but not returned.
   std::string_view cstring() {
-    if (!ok_) {
+    if (!ok_ || pos_ == data_.size()) {
+      ok_ = false;
       return {};
     }
     const auto* begin = reinterpret_cast<const char*>(data_.data()) + pos_;

@@ -57,16 +57,19 @@ Result<StartupPacket> decode_startup(const Frame& frame) {
                                     ": server supports 3.0 to 3.0");
   }
   pkt.protocol = code;
-  // name\0value\0 ... \0
-  while (in.ok() && in.remaining() > 1) {
+  // name\0value\0 ... then an empty name: the terminator, which must be the last byte.
+  for (;;) {
     std::string_view name = in.cstring();
+    if (!in.ok() || name.empty()) {
+      break;
+    }
     std::string_view value = in.cstring();
     if (!in.ok()) {
       break;
     }
     pkt.params.emplace_back(std::string(name), std::string(value));
   }
-  if (!in.ok() || in.remaining() != 1 || in.u8() != 0) {
+  if (!in.at_end()) {
     return fail(Errc::Protocol, "invalid startup packet layout: expected terminator as last byte");
   }
   return pkt;

@@ -90,24 +90,24 @@ TEST(QueryScanTest, ResetForms) {
   });
 }
 
-// BUG: RESET SESSION AUTHORIZATION scans to name "session", but SET SESSION AUTHORIZATION
+// Regression (was a bug): RESET SESSION AUTHORIZATION scans to name "session", but SET SESSION AUTHORIZATION
 // scans to "session authorization"; ClientSession::apply_setting erases by name, so after
 // RESET the client's tracked "SET SESSION AUTHORIZATION bob" is still replayed on the next
 // backend (the client runs as bob again after having reset its identity).
 // RESET SESSION AUTHORIZATION undoes exactly what SET SESSION AUTHORIZATION tracked.
-TEST(QueryScanTest, DISABLED_ResetSessionAuthorizationMatchesSet) {
+TEST(QueryScanTest, ResetSessionAuthorizationMatchesSet) {
   const QueryScan set = scan_query("SET SESSION AUTHORIZATION bob");
   const QueryScan reset = scan_query("RESET SESSION AUTHORIZATION");
   EXPECT_EQ(reset.effect, SessionEffect::Reset);
   EXPECT_EQ(reset.name, set.name);
 }
 
-// BUG: SET NAMES and SET SCHEMA are PostgreSQL's spellings of client_encoding and
+// Regression (was a bug): SET NAMES and SET SCHEMA are PostgreSQL's spellings of client_encoding and
 // search_path (gram.y: SET NAMES -> client_encoding, SET SCHEMA -> search_path), but the
 // scanner names them "names" and "schema", so RESET client_encoding / RESET search_path
 // leave the tracked SET in place and it is replayed on the next backend.
 // SET NAMES / SET SCHEMA are tracked under the names RESET uses for them.
-TEST(QueryScanTest, DISABLED_SetAliasesUseParameterNames) {
+TEST(QueryScanTest, SetAliasesUseParameterNames) {
   EXPECT_EQ(scan_query("SET NAMES 'LATIN1'").name, scan_query("RESET client_encoding").name);
   EXPECT_EQ(scan_query("SET SCHEMA 'app'").name, scan_query("RESET search_path").name);
 }
@@ -164,11 +164,11 @@ TEST(QueryScanTest, LeadingCommentsAndWhitespace) {
   EXPECT_EQ(scan_query("/* hold */ LISTEN ch").pins, kPinListen);
 }
 
-// BUG: PostgreSQL block comments nest ("/* a /* b */ c */" is one comment), but
+// Regression (was a bug): PostgreSQL block comments nest ("/* a /* b */ c */" is one comment), but
 // Words::skip_space ends the comment at the first "*/", so the first word becomes "c"
 // and the SET goes untracked.
 // A nested block comment before SET is skipped as a whole.
-TEST(QueryScanTest, DISABLED_NestedBlockComment) {
+TEST(QueryScanTest, NestedBlockComment) {
   check_effects({{"/* a /* b */ c */ SET x = 1", SessionEffect::Set, "x", ""}});
 }
 
@@ -301,10 +301,10 @@ TEST(QueryScanTest, TempTablePins) {
   });
 }
 
-// BUG: SELECT ... INTO TEMP creates a temporary table (documented in SELECT INTO) but is
+// Regression (was a bug): SELECT ... INTO TEMP creates a temporary table (documented in SELECT INTO) but is
 // not recognised: the client is not pinned and loses its table at the next transaction.
 // SELECT ... INTO TEMP[ORARY] [TABLE] pins like CREATE TEMP TABLE.
-TEST(QueryScanTest, DISABLED_SelectIntoTempPins) {
+TEST(QueryScanTest, SelectIntoTempPins) {
   check_pins({
       {"SELECT * INTO TEMP TABLE t FROM src", kPinTempTable, 0},
       {"SELECT a INTO TEMPORARY t FROM src", kPinTempTable, 0},
@@ -324,11 +324,11 @@ TEST(QueryScanTest, HoldCursorPins) {
   });
 }
 
-// BUG: DECLARE ... WITH HOLD is matched as the literal text "with hold", so any other
+// Regression (was a bug): DECLARE ... WITH HOLD is matched as the literal text "with hold", so any other
 // whitespace between the keywords (a newline, a tab, two spaces) is missed and the
 // client is not pinned; the cursor then vanishes under transaction pooling.
 // WITH HOLD separated by any whitespace pins.
-TEST(QueryScanTest, DISABLED_HoldCursorAnyWhitespace) {
+TEST(QueryScanTest, HoldCursorAnyWhitespace) {
   check_pins({
       {"DECLARE c CURSOR WITH\n  HOLD FOR SELECT 1", kPinHoldCursor, 0},
       {"DECLARE c CURSOR WITH\tHOLD FOR SELECT 1", kPinHoldCursor, 0},
@@ -361,12 +361,12 @@ TEST(QueryScanTest, SqlPrepareUntrackablePins) {
   EXPECT_EQ(scan_query("PREPARE q AS SELECT 1; EXECUTE q").effect, SessionEffect::None);
 }
 
-// BUG: "PREPARE TRANSACTION 'gid'" (two-phase commit) scans as SqlPrepare of a statement
+// Regression (was a bug): "PREPARE TRANSACTION 'gid'" (two-phase commit) scans as SqlPrepare of a statement
 // named "transaction" with text "'gid'"; ClientSession::handle_sql_prepared then sends
 // "PREPARE pgmux_<id> 'gid'" (a syntax error) instead of the client's statement, and a
 // second PREPARE TRANSACTION is refused with "prepared statement "transaction" already exists".
 // PREPARE TRANSACTION is not a prepared statement and is passed through untouched.
-TEST(QueryScanTest, DISABLED_PrepareTransactionIsNotSqlPrepare) {
+TEST(QueryScanTest, PrepareTransactionIsNotSqlPrepare) {
   for (const char* sql : {"PREPARE TRANSACTION 'gid-1'", "prepare transaction 'x';"}) {
     const QueryScan s = scan_query(sql);
     EXPECT_EQ(effect_name(s.effect), std::string("None")) << sql;
@@ -374,11 +374,11 @@ TEST(QueryScanTest, DISABLED_PrepareTransactionIsNotSqlPrepare) {
   }
 }
 
-// BUG: only the first statement of a multi-statement Query is checked for LISTEN,
+// Regression (was a bug): only the first statement of a multi-statement Query is checked for LISTEN,
 // CREATE TEMP, DECLARE ... WITH HOLD and PREPARE, though the scanner promises to err on
 // the side of pinning; "SELECT 1; LISTEN jobs" leaves the client unpinned.
 // A pinning statement after the first one in a multi-statement Query still pins.
-TEST(QueryScanTest, DISABLED_MultiStatementLaterStatementPins) {
+TEST(QueryScanTest, MultiStatementLaterStatementPins) {
   check_pins({
       {"SELECT 1; LISTEN jobs", kPinListen, 0},
       {"BEGIN; CREATE TEMP TABLE t (a int); COMMIT", kPinTempTable, 0},
