@@ -41,6 +41,8 @@ BENCHMARK(BM_PeekFrames);
 struct NullSink final : backend::ExpectedReplies::Sink {
   void emit_synthetic(const std::string&) override {}
   void statement_failed(std::uint64_t) override {}
+  void statement_prepared(std::uint64_t) override {}
+  void client_parse_done(bool) override {}
 };
 
 void BM_ExpectedRepliesQuery(benchmark::State& state) {

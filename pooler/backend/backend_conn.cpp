@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "pooler/backend/pool.h"
 #include "pooler/base/check.h"
@@ -265,6 +266,18 @@ void BackendConn::emit_synthetic(const std::string& bytes) {
   }
 }
 
+void BackendConn::statement_prepared(std::uint64_t statement) {
+  if (listener_ != nullptr) {
+    listener_->on_statement_prepared(statement);
+  }
+}
+
+void BackendConn::client_parse_done(bool ok) {
+  if (listener_ != nullptr) {
+    listener_->on_client_parse_done(ok);
+  }
+}
+
 void BackendConn::statement_failed(std::uint64_t statement) {
   if (auto it = prepared_.find(statement); it != prepared_.end()) {
     lru_.erase(it->second);
@@ -288,14 +301,25 @@ bool BackendConn::on_reply_frame(char type, std::span<const std::byte> body) {
       }
       break;
     }
-    case 'C':
-      if (listener_ != nullptr && m.disposition == Disposition::Forward) {
-        wire::Frame f{type, body, 0};
-        if (auto cc = wire::decode_command_complete(f)) {
-          listener_->on_backend_command_complete(cc->tag);
+    case 'C': {
+      wire::Frame f{type, body, 0};
+      auto cc = wire::decode_command_complete(f);
+      if (!cc) {
+        break;
+      }
+      // However they got here (a pinned client, the extended protocol, inside a
+      // transaction), these dropped every prepared statement on this backend.
+      if (cc->tag == "DEALLOCATE ALL" || cc->tag == "DISCARD ALL") {
+        forget_statements();
+        if (cc->tag == "DISCARD ALL") {
+          settings_hash = 0;  // back to the server's defaults
         }
       }
+      if (listener_ != nullptr && m.disposition == Disposition::Forward) {
+        listener_->on_backend_command_complete(cc->tag);
+      }
       break;
+    }
     case 'E':
       if (m.failed_bind_statement != 0) {
         drop_if_plan_changed(m.failed_bind_statement, body);
@@ -312,6 +336,7 @@ bool BackendConn::on_reply_frame(char type, std::span<const std::byte> body) {
   }
   if (m.completed_sync) {
     sync_completed_ = true;
+    sync_visible_ = sync_visible_ || !m.completed_hidden;
   }
   return m.disposition == Disposition::Forward;
 }
@@ -437,8 +462,9 @@ bool BackendConn::after_frame(const std::byte*) {
   }
   if (sync_completed_) {
     sync_completed_ = false;
+    const bool visible = std::exchange(sync_visible_, false);
     if (listener_ != nullptr) {
-      listener_->on_backend_ready();
+      listener_->on_backend_ready(visible);
     } else {
       pool_.on_orphan_ready(*this);
     }

@@ -116,6 +116,8 @@ class BackendConn final : public net::Deletable,
   // ExpectedReplies::Sink
   void emit_synthetic(const std::string& bytes) override;
   void statement_failed(std::uint64_t statement) override;
+  void statement_prepared(std::uint64_t statement) override;
+  void client_parse_done(bool ok) override;
 
   void on_login_bytes(std::span<const std::byte> bytes);
   Result<bool> handle_login_frame(const wire::Frame& frame);  // true when logged in
@@ -154,6 +156,7 @@ class BackendConn final : public net::Deletable,
   std::size_t stream_remaining_ = 0;
   bool stream_forward_ = false;
   bool sync_completed_ = false;  // a ReadyForQuery just ended a Sync or Query
+  bool sync_visible_ = false;    // ... the client's own
 
   std::list<std::uint64_t> lru_;
   std::unordered_map<std::uint64_t, std::list<std::uint64_t>::iterator> prepared_;

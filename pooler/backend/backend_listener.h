@@ -1,6 +1,7 @@
 #pragma once
 // What a leased backend reports to the client session it serves. Loop thread only.
 
+#include <cstdint>
 #include <span>
 #include <string_view>
 
@@ -12,8 +13,13 @@ class BackendListener {
  public:
   // Reply bytes for the client, in order.
   virtual void on_backend_data(std::span<const std::byte> bytes) = 0;
-  // A ReadyForQuery ended a Sync or Query the client sent; the backend may be releasable.
-  virtual void on_backend_ready() = 0;
+  // A ReadyForQuery ended a Sync or Query: the client's own (`visible`), or one pgmux
+  // injected. Either way the backend may now be releasable.
+  virtual void on_backend_ready(bool visible) = 0;
+  // PostgreSQL accepted a Parse of registry statement `id`.
+  virtual void on_statement_prepared(std::uint64_t id) = 0;
+  // The outcome of the client's own named Parse, in order (false: refused or skipped).
+  virtual void on_client_parse_done(bool ok) = 0;
   // CommandComplete of a client's statement (tags such as "SET", "COMMIT").
   virtual void on_backend_command_complete(std::string_view tag) = 0;
   // A statement pgmux injected for this client failed (e.g. applying its settings).

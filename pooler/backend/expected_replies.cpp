@@ -4,12 +4,19 @@ namespace pooler::backend {
 
 void ExpectedReplies::push(Expected e) { queue_.push_back(std::move(e)); }
 
-void ExpectedReplies::synthesize(std::string bytes) {
+void ExpectedReplies::synthesize(std::string bytes, bool client_parse) {
   if (queue_.empty()) {
     sink_.emit_synthetic(bytes);
+    if (client_parse) {
+      sink_.client_parse_done(true);
+    }
     return;
   }
-  queue_.push_back(Expected{Reply::Synthetic, false, 0, std::move(bytes)});
+  Expected e;
+  e.reply = Reply::Synthetic;
+  e.client_parse = client_parse;
+  e.synthetic = std::move(bytes);
+  queue_.push_back(std::move(e));
 }
 
 void ExpectedReplies::pop_front() { queue_.pop_front(); }
@@ -17,8 +24,12 @@ void ExpectedReplies::pop_front() { queue_.pop_front(); }
 void ExpectedReplies::emit_ready_synthetic() {
   while (!queue_.empty() && queue_.front().reply == Reply::Synthetic) {
     const std::string bytes = std::move(queue_.front().synthetic);
+    const bool client_parse = queue_.front().client_parse;
     queue_.pop_front();
     sink_.emit_synthetic(bytes);
+    if (client_parse) {
+      sink_.client_parse_done(true);
+    }
   }
 }
 
@@ -30,14 +41,19 @@ void ExpectedReplies::skip_to_sync() {
     if ((e.reply == Reply::ParseComplete || e.reply == Reply::Query) && e.statement != 0) {
       sink_.statement_failed(e.statement);
     }
+    const bool client_parse = e.client_parse;
     queue_.pop_front();
+    if (client_parse) {
+      sink_.client_parse_done(false);
+    }
   }
 }
 
 Matched ExpectedReplies::on_reply(char type) {
   Matched m;
   if (type == 'N' || type == 'A' || type == 'S') {
-    m.disposition = front_hidden() ? Disposition::Swallow : Disposition::Forward;
+    m.disposition = front_hidden() && !queue_.front().forward_async ? Disposition::Swallow
+                                                                     : Disposition::Forward;
     return m;
   }
   if (queue_.empty()) {
@@ -50,17 +66,19 @@ Matched ExpectedReplies::on_reply(char type) {
       if (type == 'E' && front.statement != 0) {
         // A PREPARE pgmux sent for a statement: it does not exist on this backend.
         sink_.statement_failed(front.statement);
-      } else if (type == 'E' && front.hidden) {
+      } else if (type == 'E' && front.hidden && !front.tolerate_error) {
         m.error_in_hidden_query = true;
       }
       if (type == 'Z') {
         m.completed_sync = true;
+        m.completed_hidden = front.hidden;
         pop_front();
       }
       return m;
     case Reply::Sync:
       if (type == 'Z') {
         m.completed_sync = true;
+        m.completed_hidden = front.hidden;
         pop_front();
       }
       return m;
@@ -86,7 +104,11 @@ Matched ExpectedReplies::on_reply(char type) {
     if (front.reply == Reply::BindComplete) {
       m.failed_bind_statement = front.statement;
     }
+    const bool client_parse = front.client_parse;
     queue_.pop_front();
+    if (client_parse) {
+      sink_.client_parse_done(false);
+    }
     skip_to_sync();
     return m;
   }
@@ -100,7 +122,14 @@ Matched ExpectedReplies::on_reply(char type) {
     default: break;
   }
   if (done) {
+    if (front.reply == Reply::ParseComplete && front.statement != 0) {
+      sink_.statement_prepared(front.statement);
+    }
+    const bool client_parse = front.client_parse;
     pop_front();
+    if (client_parse) {
+      sink_.client_parse_done(true);
+    }
   } else if (type == 'Z') {
     // Out of step (should not happen): resynchronise on the next Sync or Query.
     while (!queue_.empty() && queue_.front().reply != Reply::Sync &&
@@ -114,6 +143,7 @@ Matched ExpectedReplies::on_reply(char type) {
     if (!queue_.empty()) {
       m.disposition = queue_.front().hidden ? Disposition::Swallow : Disposition::Forward;
       m.completed_sync = true;
+      m.completed_hidden = queue_.front().hidden;
       pop_front();
     }
   }

@@ -29,8 +29,17 @@ enum class Reply : std::uint8_t {
 struct Expected {
   Reply reply = Reply::Sync;
   bool hidden = false;
+  bool client_parse = false;    // the client's own named Parse: its outcome is reported
+  bool forward_async = false;   // hidden, but ParameterStatus/Notice still reach the client
+  bool tolerate_error = false;  // hidden, and an error in it is not the client's concern
   std::uint64_t statement = 0;  // ParseComplete of a named statement: its id, to undo on failure
   std::string synthetic;        // Synthetic only: the bytes to send
+};
+
+// Options of a hidden entry.
+struct HiddenOptions {
+  bool forward_async = false;
+  bool tolerate_error = false;
 };
 
 // What to do with one reply frame.
@@ -39,7 +48,8 @@ enum class Disposition : std::uint8_t { Forward, Swallow };
 // Outcome of matching one reply frame, for the owner to act on.
 struct Matched {
   Disposition disposition = Disposition::Forward;
-  bool completed_sync = false;  // a ReadyForQuery ended a Sync or Query entry
+  bool completed_sync = false;    // a ReadyForQuery ended a Sync or Query entry
+  bool completed_hidden = false;  // ... and that entry was pgmux's own
   bool error_in_hidden_query = false;
   std::uint64_t failed_bind_statement = 0;  // an error answered the Bind of this statement
 };
@@ -52,6 +62,11 @@ class ExpectedReplies {
    public:
     virtual void emit_synthetic(const std::string& bytes) = 0;
     virtual void statement_failed(std::uint64_t statement) = 0;
+    // A ParseComplete for `statement` arrived: the text is valid SQL for this server.
+    virtual void statement_prepared(std::uint64_t statement) = 0;
+    // The outcome of the client's own named Parse (in order): false when PostgreSQL
+    // refused or skipped it.
+    virtual void client_parse_done(bool ok) = 0;
 
    protected:
     ~Sink() = default;
@@ -59,12 +74,32 @@ class ExpectedReplies {
 
   explicit ExpectedReplies(Sink& sink) : sink_(sink) {}
 
-  void expect(Reply reply, std::uint64_t statement = 0) { push({reply, false, statement, {}}); }
-  void expect_hidden(Reply reply, std::uint64_t statement = 0) {
-    push({reply, true, statement, {}});
+  void expect(Reply reply, std::uint64_t statement = 0) {
+    Expected e;
+    e.reply = reply;
+    e.statement = statement;
+    push(std::move(e));
+  }
+  // The ParseComplete of the client's own named Parse of `statement`.
+  void expect_client_parse(std::uint64_t statement) {
+    Expected e;
+    e.reply = Reply::ParseComplete;
+    e.client_parse = true;
+    e.statement = statement;
+    push(std::move(e));
+  }
+  void expect_hidden(Reply reply, std::uint64_t statement = 0, HiddenOptions options = {}) {
+    Expected e;
+    e.reply = reply;
+    e.hidden = true;
+    e.forward_async = options.forward_async;
+    e.tolerate_error = options.tolerate_error;
+    e.statement = statement;
+    push(std::move(e));
   }
   // Sends `bytes` now when nothing is owed, else when every earlier reply has passed.
-  void synthesize(std::string bytes);
+  // `client_parse`: these bytes answer the client's named Parse (reported like one).
+  void synthesize(std::string bytes, bool client_parse = false);
 
   // Matches one reply frame of `type`. Async messages ('N', 'A', 'S') never complete
   // anything; they are swallowed only inside a hidden entry.

@@ -230,6 +230,12 @@ std::size_t ClientSession::process(std::span<const std::byte> in) {
     if (state_ == ClientState::WaitingForBackend || state_ == ClientState::WaitingForParams) {
       break;
     }
+    if (state_ == ClientState::Idle) {
+      if (const std::size_t n = answer_prepare_without_backend(in.subspan(used)); n > 0) {
+        used += n;
+        continue;
+      }
+    }
     const auto phase =
         state_ == ClientState::AwaitingStartup ? wire::Phase::Startup : wire::Phase::Regular;
     auto frame = wire::peek_frame(in.subspan(used), phase, max_size);
@@ -455,7 +461,11 @@ void ClientSession::send_login_params() {
   for (const auto& [name, value] : pool_->server_params()) {
     std::string_view v = value;
     for (const auto& [k, mine] : startup_->reported) {
-      if (k == name) {
+      if (k.size() == name.size() &&
+          std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+            return std::tolower(static_cast<unsigned char>(a)) ==
+                   std::tolower(static_cast<unsigned char>(b));
+          })) {
         v = mine;
       }
     }
@@ -495,6 +505,72 @@ void ClientSession::handle_idle_frame(const wire::Frame& frame, bool& consumed) 
     return;
   }
   link(*b);
+}
+
+std::size_t ClientSession::answer_prepare_without_backend(std::span<const std::byte> in) {
+  if (!renames_statements() || pins_ != 0 || skip_until_sync_ || in.empty() ||
+      static_cast<char>(in[0]) != 'P') {
+    return 0;
+  }
+  const std::uint32_t max_size = host_.config().general.max_message_size;
+  // First pass: only Parse of known-valid named statements and Close of statements, then Sync.
+  std::size_t used = 0;
+  std::vector<std::string_view> names;
+  bool synced = false;
+  while (!synced) {
+    auto frame = wire::peek_frame(in.subspan(used), wire::Phase::Regular, max_size);
+    if (!frame || !frame->has_value()) {
+      return 0;
+    }
+    const wire::Frame& f = **frame;
+    if (f.type == 'P') {
+      auto p = wire::decode_parse(f);
+      if (!p || p->statement.empty() || (extras_ && extras_->statements.contains(p->statement)) ||
+          std::find(names.begin(), names.end(), p->statement) != names.end()) {
+        return 0;
+      }
+      const PreparedStatement* st = host_.prepared().lookup(p->sql, p->param_types);
+      if (st == nullptr || !st->validated) {
+        return 0;  // never seen by the server: let it check the SQL
+      }
+      names.push_back(p->statement);
+    } else if (f.type == 'C') {
+      auto c = wire::decode_close(f);
+      if (!c || c->target != 'S' || c->name.empty()) {
+        return 0;
+      }
+    } else if (f.type == 'S') {
+      synced = true;
+    } else {
+      return 0;
+    }
+    used += f.size_on_wire;
+  }
+  // Second pass: apply them and answer, as PostgreSQL would have.
+  wire::WriteBuffer out;
+  for (std::size_t at = 0; at < used;) {
+    const wire::Frame f = **wire::peek_frame(in.subspan(at), wire::Phase::Regular, max_size);
+    if (f.type == 'P') {
+      const auto p = *wire::decode_parse(f);
+      PreparedStatement& st = host_.prepared().acquire(p.sql, p.param_types);
+      extras().statements.emplace(std::string(p.statement), st.id);
+      ++host_.counters().prepared_hits;
+      wire::encode_parse_complete(out);
+    } else if (f.type == 'C') {
+      const auto c = *wire::decode_close(f);
+      if (extras_) {
+        if (auto it = extras_->statements.find(c.name); it != extras_->statements.end()) {
+          host_.prepared().release(it->second);
+          extras_->statements.erase(it);
+        }
+      }
+      wire::encode_close_complete(out);
+    }
+    at += f.size_on_wire;
+  }
+  wire::encode(wire::ReadyForQuery{client_tx_}, out);
+  write(out.data());
+  return used;
 }
 
 void ClientSession::on_backend_leased(backend::BackendConn& backend) {
@@ -596,6 +672,15 @@ std::size_t ClientSession::forward_frames(std::span<const std::byte> in) {
     repl.clear();
     Action action = Action::Forward;
     auto& expected = backend_->expected();
+    if (discard_until_sync_ && f.type != 'S' && f.type != 'X') {
+      // pgmux answered the previous message with an error: like PostgreSQL, ignore
+      // everything up to the Sync, whose ReadyForQuery comes from the backend.
+      out.append(in.subspan(raw_begin, used - raw_begin));
+      used += f.size_on_wire;
+      raw_begin = used;
+      continue;
+    }
+    discard_until_sync_ = discard_until_sync_ && f.type != 'S';
     switch (f.type) {
       case 'Q': action = handle_query(f, repl); break;
       case 'P': action = handle_parse(f, repl); break;
@@ -728,9 +813,14 @@ ClientSession::Action ClientSession::handle_query(const wire::Frame& frame, wire
   if (worth_scanning(q->sql)) {
     QueryScan scan = scan_query(q->sql);
     const bool pooled = renames_statements();
-    if (pooled && pins_ == 0 && client_tx_ == wire::TxStatus::Idle &&
-        (scan.effect == SessionEffect::DiscardAll || scan.effect == SessionEffect::DeallocateAll ||
-         (scan.effect == SessionEffect::Deallocate && extras().statements.contains(scan.name)))) {
+    const bool deallocate =
+        scan.effect == SessionEffect::DeallocateAll ||
+        (scan.effect == SessionEffect::Deallocate && extras().statements.contains(scan.name));
+    // DEALLOCATE works inside a transaction too; DISCARD ALL does not (PostgreSQL's error
+    // then comes from the backend).
+    if (pooled && pins_ == 0 &&
+        ((deallocate && client_tx_ != wire::TxStatus::Failed) ||
+         (scan.effect == SessionEffect::DiscardAll && client_tx_ == wire::TxStatus::Idle))) {
       // These would reach other clients' statements and settings on the shared backend:
       // pgmux answers them for this client alone.
       if (scan.effect == SessionEffect::Deallocate) {
@@ -746,7 +836,9 @@ ClientSession::Action ClientSession::handle_query(const wire::Frame& frame, wire
       }
       extras().statements.clear();
       if (scan.effect == SessionEffect::DiscardAll) {
-        apply_setting(scan);
+        // The shared backend keeps its statements and settings; this client's are reset
+        // and the next lease brings a backend to them.
+        reset_settings();
         answer_locally("DISCARD ALL");
       } else {
         answer_locally("DEALLOCATE ALL");
@@ -769,12 +861,39 @@ ClientSession::Action ClientSession::handle_query(const wire::Frame& frame, wire
       // multi-statement query): the next client on this backend gets a full reset.
       backend_->settings_hash = backend::kSettingsUnknown;
     }
+    const bool reset = scan.effect == SessionEffect::Reset || scan.effect == SessionEffect::ResetAll;
+    const std::string restore = reset && pooled ? startup_restore_sql(scan) : std::string();
     if (scan.effect != SessionEffect::None) {
       extras().pending_effect = std::move(scan);
+    }
+    if (!restore.empty()) {
+      // RESET goes back to the backend's own defaults, which lack this client's startup
+      // parameters: put them back at once, in the same transaction, with ParameterStatus
+      // reaching the client as PostgreSQL would have reported it.
+      wire::encode(wire::Query{q->sql}, repl);
+      backend_->expected().expect(backend::Reply::Query);
+      wire::encode(wire::Query{restore}, repl);
+      backend::HiddenOptions options;
+      options.forward_async = true;
+      options.tolerate_error = true;
+      backend_->expected().expect_hidden(backend::Reply::Query, 0, options);
+      return Action::Replace;
     }
   }
   backend_->expected().expect(backend::Reply::Query);
   return Action::Forward;
+}
+
+// "SELECT set_config(...), ..." for the startup parameters a RESET / RESET ALL undid.
+std::string ClientSession::startup_restore_sql(const QueryScan& scan) const {
+  std::string sql;
+  for (const auto& [name, stmt] : startup_->items) {
+    if (scan.effect == SessionEffect::ResetAll || name == scan.name) {
+      sql += sql.empty() ? "SELECT " : ", ";
+      sql += stmt;
+    }
+  }
+  return sql;
 }
 
 // SQL-level PREPARE and EXECUTE under transaction pooling: the same renaming as for
@@ -868,25 +987,29 @@ ClientSession::Action ClientSession::handle_parse(const wire::Frame& frame, wire
     backend_->expected().expect(backend::Reply::ParseComplete);
     return Action::Forward;
   }
+  auto& statements = extras().statements;
+  if (statements.contains(p->statement)) {
+    // Only the unnamed statement may be replaced: PostgreSQL refuses, then skips to Sync.
+    backend_->expected().synthesize(error_bytes(ss::kDuplicatePreparedStatement,
+                                                "prepared statement \"" + std::string(p->statement) +
+                                                    "\" already exists"));
+    discard_until_sync_ = true;
+    return Action::Drop;
+  }
   PreparedStatement& st = host_.prepared().acquire(p->sql, p->param_types);
   const std::uint64_t sid = st.id;
-  auto& statements = extras().statements;
-  if (auto it = statements.find(p->statement); it != statements.end()) {
-    host_.prepared().release(it->second);  // re-Parse under the same name replaces it
-    it->second = sid;
-  } else {
-    statements.emplace(std::string(p->statement), sid);
-  }
+  statements.emplace(std::string(p->statement), sid);
+  extras().pending_parses.emplace_back(std::string(p->statement), sid);
   if (backend_->has_statement(sid)) {
     ++host_.counters().prepared_hits;
-    backend_->expected().synthesize(message_bytes('1', {}));
+    backend_->expected().synthesize(message_bytes('1', {}), /*client_parse=*/true);
     return Action::Drop;
   }
   ++host_.counters().prepared_misses;
   evict_for(sid, repl);
   char name_buf[32];
   wire::encode(wire::Parse{server_statement_name(sid, name_buf), p->sql, p->param_types}, repl);
-  backend_->expected().expect(backend::Reply::ParseComplete, sid);
+  backend_->expected().expect_client_parse(sid);
   return Action::Replace;
 }
 
@@ -1007,10 +1130,43 @@ void ClientSession::on_backend_command_complete(std::string_view tag) {
   if (tracking_effects()) {
     extras_->last_tag.assign(tag);
   }
+  if ((tag == "DEALLOCATE ALL" || tag == "DISCARD ALL") && extras_ && renames_statements()) {
+    // Reached the backend (extended protocol, pinned, ...): this client's names are gone.
+    for (const auto& [name, sid] : extras_->statements) {
+      host_.prepared().release(sid);
+    }
+    extras_->statements.clear();
+  }
 }
 
-void ClientSession::on_backend_ready() {
+void ClientSession::on_statement_prepared(std::uint64_t id) { host_.prepared().mark_validated(id); }
+
+void ClientSession::on_client_parse_done(bool ok) {
+  if (!extras_ || extras_->pending_parses.empty()) {
+    return;
+  }
+  auto [name, sid] = std::move(extras_->pending_parses.front());
+  extras_->pending_parses.pop_front();
+  if (ok) {
+    return;
+  }
+  auto& statements = extras_->statements;
+  if (auto it = statements.find(name); it != statements.end() && it->second == sid) {
+    host_.prepared().release(sid);
+    statements.erase(it);
+  }
+}
+
+void ClientSession::on_backend_ready(bool visible) {
   if (backend_ == nullptr) {
+    return;
+  }
+  if (!visible) {
+    // pgmux's own statement finished (after the client's): only the release may be due.
+    if (!settings_failed_ && mode_ != config::PoolMode::Session && pins_ == 0 &&
+        backend_->is_releasable()) {
+      release_backend();
+    }
     return;
   }
   client_tx_ = backend_->tx_status();
@@ -1110,23 +1266,22 @@ void ClientSession::apply_setting(const QueryScan& scan) {
       break;
     }
     case SessionEffect::ResetAll:
-    case SessionEffect::DiscardAll:
       reset_settings();
       break;
+    case SessionEffect::DiscardAll:
+      // It ran on this backend (pinned client): the backend dropped its own state.
+      reset_settings();
+      pins_ = 0;
+      return;
     case SessionEffect::DeallocateAll:
     case SessionEffect::Deallocate:
     case SessionEffect::SqlPrepare:
     case SessionEffect::SqlExecute:
     case SessionEffect::None: return;
   }
-  // RESET went back to the backend's own defaults, not this client's startup values:
-  // the next lease re-applies everything.
+  // The RESET ran on this backend, followed by pgmux's restore of the startup values.
   if (backend_ != nullptr) {
-    backend_->settings_hash = backend::kSettingsUnknown;
-    if (scan.effect == SessionEffect::DiscardAll) {
-      backend_->forget_statements();
-      pins_ = 0;
-    }
+    backend_->settings_hash = renames_statements() ? settings_->hash : backend::kSettingsUnknown;
   }
 }
 

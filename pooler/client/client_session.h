@@ -3,6 +3,7 @@
 // backends. Owned by its worker (by id); deleted through deferred deletion. Loop thread only.
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
@@ -61,7 +62,9 @@ class ClientSession final : public net::Deletable,
   // backend::BackendListener
   void on_backend_writable() override;
   void on_backend_data(std::span<const std::byte> bytes) override;
-  void on_backend_ready() override;
+  void on_backend_ready(bool visible) override;
+  void on_statement_prepared(std::uint64_t id) override;
+  void on_client_parse_done(bool ok) override;
   void on_backend_command_complete(std::string_view tag) override;
   void on_backend_hidden_error(std::string_view message, std::string_view sqlstate) override;
   void on_backend_lost(const Error& error) override;
@@ -74,6 +77,9 @@ class ClientSession final : public net::Deletable,
   // Consumes complete frames from `in` as the state allows; returns the bytes used.
   std::size_t process(std::span<const std::byte> in);
   void process_buffered();
+  // Parse/Close of named statements then Sync, with no backend: pgmux answers them itself
+  // when every statement is already known to be valid. Returns the bytes used (0: no).
+  std::size_t answer_prepare_without_backend(std::span<const std::byte> in);
 
   // Startup and authentication.
   Result<void> handle_startup(const wire::Frame& frame);
@@ -103,6 +109,7 @@ class ClientSession final : public net::Deletable,
   void release_backend();
   void answer_locally(std::string_view tag);  // CommandComplete + ReadyForQuery from pgmux
   void apply_setting(const QueryScan& scan);
+  std::string startup_restore_sql(const QueryScan& scan) const;
   void reset_settings();
   bool renames_statements() const;
 
@@ -126,6 +133,9 @@ class ClientSession final : public net::Deletable,
     QueryScan pending_effect;             // a SET/RESET in flight, applied on success
     std::vector<QueryScan> tx_effects;    // SETs inside an open transaction
     std::string last_tag;
+    // The client's named Parses sent and not yet answered, in order: a refused or skipped
+    // one takes its name away again, as PostgreSQL never created it.
+    std::deque<std::pair<std::string, std::uint64_t>> pending_parses;
   };
   Extras& extras();
   bool tracking_effects() const {
@@ -141,7 +151,8 @@ class ClientSession final : public net::Deletable,
   config::PoolMode mode_ = config::PoolMode::Transaction;
   std::uint8_t pins_ = 0;
   std::uint8_t pending_unpins_ = 0;
-  bool skip_until_sync_ = false;
+  bool skip_until_sync_ = false;     // no backend: answer Sync with ReadyForQuery only
+  bool discard_until_sync_ = false;  // linked: pgmux answered an error; drop until Sync
   bool settings_failed_ = false;
   wire::TxStatus client_tx_ = wire::TxStatus::Idle;
   std::int32_t cancel_secret_ = 0;

@@ -2,13 +2,35 @@
 
 namespace pooler::client {
 
-PreparedStatement& PreparedRegistry::acquire(std::string_view sql,
-                                             std::span<const std::byte> param_types) {
+namespace {
+std::string make_key(std::string_view sql, std::span<const std::byte> param_types) {
   std::string key;
   key.reserve(param_types.size() + 1 + sql.size());
   key.append(reinterpret_cast<const char*>(param_types.data()), param_types.size());
   key.push_back('\0');
   key.append(sql);
+  return key;
+}
+}  // namespace
+
+const PreparedStatement* PreparedRegistry::lookup(std::string_view sql,
+                                                  std::span<const std::byte> param_types) const {
+  auto it = by_key_.find(make_key(sql, param_types));
+  return it == by_key_.end() ? nullptr : &it->second;
+}
+
+void PreparedRegistry::mark_validated(std::uint64_t id) {
+  auto idit = by_id_.find(id);
+  if (idit != by_id_.end()) {
+    if (auto it = by_key_.find(idit->second); it != by_key_.end()) {
+      it->second.validated = true;
+    }
+  }
+}
+
+PreparedStatement& PreparedRegistry::acquire(std::string_view sql,
+                                             std::span<const std::byte> param_types) {
+  std::string key = make_key(sql, param_types);
   auto it = by_key_.find(key);
   if (it == by_key_.end()) {
     PreparedStatement st;

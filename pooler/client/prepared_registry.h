@@ -18,6 +18,7 @@ struct PreparedStatement {
   std::string param_types;  // Parse's raw parameter-type block (count + oids)
   int clients = 0;          // how many client names refer to it
   bool sql_form = false;    // made by SQL PREPARE: `sql` is what follows the name
+  bool validated = false;   // some backend accepted its Parse: valid SQL for this server
 };
 
 // Hash map keyed by std::string that can be searched with a string_view.
@@ -37,6 +38,9 @@ class PreparedRegistry {
   // One client use fewer; forgotten at zero (backends keep theirs until evicted).
   void release(std::uint64_t id);
   const PreparedStatement* find(std::uint64_t id) const;
+  // The entry for this text and types if it exists (no use counted).
+  const PreparedStatement* lookup(std::string_view sql, std::span<const std::byte> param_types) const;
+  void mark_validated(std::uint64_t id);
   std::size_t size() const { return by_id_.size(); }
 
  private:

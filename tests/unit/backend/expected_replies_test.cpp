@@ -14,9 +14,13 @@ class RecordingSink : public ExpectedReplies::Sink {
  public:
   void emit_synthetic(const std::string& bytes) override { emitted.push_back(bytes); }
   void statement_failed(std::uint64_t statement) override { failed.push_back(statement); }
+  void statement_prepared(std::uint64_t statement) override { prepared.push_back(statement); }
+  void client_parse_done(bool ok) override { parses += ok ? '+' : '-'; }
 
   std::vector<std::string> emitted;
   std::vector<std::uint64_t> failed;
+  std::vector<std::uint64_t> prepared;
+  std::string parses;  // '+' / '-' per client Parse outcome, in order
 };
 
 class ExpectedRepliesTest : public ::testing::Test {
@@ -394,6 +398,50 @@ TEST_F(ExpectedRepliesTest, ClearForgets) {
   EXPECT_TRUE(replies.empty());
   EXPECT_TRUE(sink.emitted.empty());
   EXPECT_TRUE(sink.failed.empty());
+}
+
+// The client's own named Parses report their outcome in order: accepted, answered by pgmux,
+// refused, or skipped after an earlier error.
+TEST_F(ExpectedRepliesTest, ClientParseOutcomesInOrder) {
+  replies.expect_client_parse(1);
+  replies.synthesize("1", /*client_parse=*/true);
+  replies.expect(Reply::Sync);
+  EXPECT_EQ(feed("1"), "F");
+  replies.emit_ready_synthetic();  // as the owner does after forwarding each reply
+  EXPECT_EQ(sink.parses, "++");    // the synthetic one follows the real one
+  EXPECT_EQ(sink.prepared, std::vector<std::uint64_t>{1});
+  EXPECT_EQ(feed("Z"), "F");
+
+  replies.expect_client_parse(2);
+  replies.synthesize("1", /*client_parse=*/true);
+  replies.expect(Reply::Sync);
+  EXPECT_EQ(feed("EZ"), "FF");
+  EXPECT_EQ(sink.parses, "++--");  // refused, then skipped until Sync
+  EXPECT_EQ(sink.failed, std::vector<std::uint64_t>{2});
+}
+
+// A ReadyForQuery that ends pgmux's own entry says so, so the owner does not take it for
+// the client's.
+TEST_F(ExpectedRepliesTest, HiddenCompletionIsMarked) {
+  replies.expect_hidden(Reply::Query);
+  replies.expect(Reply::Query);
+  Matched m = replies.on_reply('Z');
+  EXPECT_TRUE(m.completed_sync);
+  EXPECT_TRUE(m.completed_hidden);
+  m = replies.on_reply('Z');
+  EXPECT_TRUE(m.completed_sync);
+  EXPECT_FALSE(m.completed_hidden);
+}
+
+// A hidden entry may let ParameterStatus through and shrug off its errors.
+TEST_F(ExpectedRepliesTest, HiddenOptions) {
+  HiddenOptions options;
+  options.forward_async = true;
+  options.tolerate_error = true;
+  replies.expect_hidden(Reply::Query, 0, options);
+  EXPECT_EQ(feed("S"), "F");
+  EXPECT_FALSE(replies.on_reply('E').error_in_hidden_query);
+  EXPECT_EQ(feed("TDCZ"), "SSSS");
 }
 
 }  // namespace
