@@ -14,10 +14,13 @@
 namespace pooler::backend {
 namespace {
 
-// Reply types whose body pgmux must read; every other frame may stream through unseen.
-bool needs_body(char type) { return type == 'Z' || type == 'S' || type == 'C' || type == 'E'; }
-
 }  // namespace
+
+// Reply types whose body pgmux must read; every other frame may stream through unseen.
+bool BackendConn::needs_body(char type) const {
+  return type == 'Z' || type == 'S' || type == 'C' || type == 'E' ||
+         (type == 'D' && expected_.front_probe());
+}
 
 BackendConn::BackendConn(net::Loop& loop, Pool& pool, std::uint64_t id, config::HostPort address)
     : loop_(loop),
@@ -332,11 +335,22 @@ bool BackendConn::on_reply_frame(char type, std::span<const std::byte> body) {
       }
       break;
     case 'G': copy_in = true; break;
+    case 'D':
+      if (m.probe_row && body.size() >= 6) {
+        // One column: u16 count, i32 length, bytes.
+        const auto len = (std::uint32_t(body[2]) << 24) | (std::uint32_t(body[3]) << 16) |
+                         (std::uint32_t(body[4]) << 8) | std::uint32_t(body[5]);
+        if (len != 0xFFFFFFFFu && 6 + std::size_t{len} <= body.size()) {
+          probe_value_.assign(reinterpret_cast<const char*>(body.data()) + 6, len);
+        }
+      }
+      break;
     default: break;
   }
   if (m.completed_sync) {
     sync_completed_ = true;
     sync_visible_ = sync_visible_ || !m.completed_hidden;
+    probe_done_ = probe_done_ || m.completed_probe;
   }
   return m.disposition == Disposition::Forward;
 }
@@ -463,6 +477,9 @@ bool BackendConn::after_frame(const std::byte*) {
   if (sync_completed_) {
     sync_completed_ = false;
     const bool visible = std::exchange(sync_visible_, false);
+    if (std::exchange(probe_done_, false) && listener_ != nullptr) {
+      listener_->on_probe_result(std::exchange(probe_value_, {}));
+    }
     if (listener_ != nullptr) {
       listener_->on_backend_ready(visible);
     } else {

@@ -129,6 +129,7 @@ class BackendConn final : public net::Deletable,
   void drop_if_plan_changed(std::uint64_t statement, std::span<const std::byte> body);
   void flush_forward(const std::byte* begin, const std::byte* end);
   bool after_frame(const std::byte* at);
+  bool needs_body(char type) const;
 
   net::Loop& loop_;
   Pool& pool_;
@@ -157,6 +158,8 @@ class BackendConn final : public net::Deletable,
   bool stream_forward_ = false;
   bool sync_completed_ = false;  // a ReadyForQuery just ended a Sync or Query
   bool sync_visible_ = false;    // ... the client's own
+  bool probe_done_ = false;      // ... a probe, whose value is in probe_value_
+  std::string probe_value_;
 
   std::list<std::uint64_t> lru_;
   std::unordered_map<std::uint64_t, std::list<std::uint64_t>::iterator> prepared_;

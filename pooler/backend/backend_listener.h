@@ -18,6 +18,8 @@ class BackendListener {
   virtual void on_backend_ready(bool visible) = 0;
   // PostgreSQL accepted a Parse of registry statement `id`.
   virtual void on_statement_prepared(std::uint64_t id) = 0;
+  // The first column of the last row of a probe query (see ClientSession::probe_pins).
+  virtual void on_probe_result(std::string_view value) = 0;
   // The outcome of the client's own named Parse, in order (false: refused or skipped).
   virtual void on_client_parse_done(bool ok) = 0;
   // CommandComplete of a client's statement (tags such as "SET", "COMMIT").

@@ -69,9 +69,11 @@ Matched ExpectedReplies::on_reply(char type) {
       } else if (type == 'E' && front.hidden && !front.tolerate_error) {
         m.error_in_hidden_query = true;
       }
+      m.probe_row = front.probe && type == 'D';
       if (type == 'Z') {
         m.completed_sync = true;
         m.completed_hidden = front.hidden;
+        m.completed_probe = front.probe;
         pop_front();
       }
       return m;

@@ -32,6 +32,7 @@ struct Expected {
   bool client_parse = false;    // the client's own named Parse: its outcome is reported
   bool forward_async = false;   // hidden, but ParameterStatus/Notice still reach the client
   bool tolerate_error = false;  // hidden, and an error in it is not the client's concern
+  bool probe = false;           // hidden Query whose one-value result pgmux reads
   std::uint64_t statement = 0;  // ParseComplete of a named statement: its id, to undo on failure
   std::string synthetic;        // Synthetic only: the bytes to send
 };
@@ -40,6 +41,7 @@ struct Expected {
 struct HiddenOptions {
   bool forward_async = false;
   bool tolerate_error = false;
+  bool probe = false;
 };
 
 // What to do with one reply frame.
@@ -50,6 +52,8 @@ struct Matched {
   Disposition disposition = Disposition::Forward;
   bool completed_sync = false;    // a ReadyForQuery ended a Sync or Query entry
   bool completed_hidden = false;  // ... and that entry was pgmux's own
+  bool completed_probe = false;   // ... and it was a probe
+  bool probe_row = false;         // a DataRow of a probe: the owner reads it
   bool error_in_hidden_query = false;
   std::uint64_t failed_bind_statement = 0;  // an error answered the Bind of this statement
 };
@@ -94,6 +98,7 @@ class ExpectedReplies {
     e.hidden = true;
     e.forward_async = options.forward_async;
     e.tolerate_error = options.tolerate_error;
+    e.probe = options.probe;
     e.statement = statement;
     push(std::move(e));
   }
@@ -115,6 +120,7 @@ class ExpectedReplies {
   bool empty() const { return queue_.empty(); }
   std::size_t size() const { return queue_.size(); }
   bool front_hidden() const { return !queue_.empty() && queue_.front().hidden; }
+  bool front_probe() const { return !queue_.empty() && queue_.front().probe; }
   // Forgets everything (the connection is gone).
   void clear() { queue_.clear(); }
 

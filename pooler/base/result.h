@@ -24,7 +24,8 @@ std::string_view to_string(Errc code);
 
 struct Error {
   Errc code = Errc::Internal;
-  std::string message;  // for the log and for the client's ErrorResponse
+  std::string message;       // for the log and for the client's ErrorResponse
+  std::string_view sqlstate = {};  // a specific SQLSTATE for the client, when `code` is too coarse
 };
 
 template <typename T>
@@ -32,7 +33,10 @@ using Result = std::expected<T, Error>;
 
 // `return fail(Errc::Protocol, "...")` from any function returning Result<T>.
 inline std::unexpected<Error> fail(Errc code, std::string message) {
-  return std::unexpected<Error>(Error{code, std::move(message)});
+  return std::unexpected<Error>(Error{code, std::move(message), {}});
+}
+inline std::unexpected<Error> fail(Errc code, std::string message, std::string_view sqlstate) {
+  return std::unexpected<Error>(Error{code, std::move(message), sqlstate});
 }
 
 inline std::string_view to_string(Errc code) {

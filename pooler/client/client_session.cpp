@@ -266,7 +266,8 @@ std::size_t ClientSession::process(std::span<const std::byte> in) {
     }
     if (!ok) {
       const auto& e = ok.error();
-      const std::string_view code = e.code == Errc::Auth       ? ss::kInvalidPassword
+      const std::string_view code = !e.sqlstate.empty()        ? e.sqlstate
+                                    : e.code == Errc::Auth     ? ss::kInvalidPassword
                                     : e.code == Errc::Protocol ? ss::kProtocolViolation
                                                                : ss::kConnectionFailure;
       if (e.code == Errc::Auth) {
@@ -307,7 +308,8 @@ Result<void> ClientSession::handle_startup(const wire::Frame& frame) {
   login_->user = std::string(pkt->param("user"));
   login_->database = std::string(pkt->param("database"));
   if (login_->user.empty()) {
-    return fail(Errc::Protocol, "no PostgreSQL user name specified in startup packet");
+    return fail(Errc::Protocol, "no PostgreSQL user name specified in startup packet",
+                ss::kInvalidAuthorization);
   }
   if (login_->database.empty()) {
     login_->database = login_->user;
@@ -1128,7 +1130,7 @@ void ClientSession::on_backend_writable() { stream_.resume_reading(); }
 
 void ClientSession::on_backend_command_complete(std::string_view tag) {
   if (tracking_effects()) {
-    extras_->last_tag.assign(tag);
+    extras().last_tag.assign(tag);
   }
   if ((tag == "DEALLOCATE ALL" || tag == "DISCARD ALL") && extras_ && renames_statements()) {
     // Reached the backend (extended protocol, pinned, ...): this client's names are gone.
@@ -1136,6 +1138,32 @@ void ClientSession::on_backend_command_complete(std::string_view tag) {
       host_.prepared().release(sid);
     }
     extras_->statements.clear();
+  }
+}
+
+// A pinned client's transaction ended: ask the backend whether what pinned it is still
+// there (the temporary table may have been dropped, the channel unlistened, the lock
+// released or never taken), so the client is unpinned as soon as it can be.
+void ClientSession::probe_pins() {
+  static constexpr std::string_view kProbe =
+      "SELECT (SELECT count(*) FROM pg_listening_channels())"
+      " + (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid())"
+      " + (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema())"
+      " + (SELECT count(*) FROM pg_cursors WHERE is_holdable)"
+      " + (SELECT count(*) FROM pg_prepared_statements WHERE name NOT LIKE 'pgmux\\_%')";
+  wire::WriteBuffer out;
+  wire::encode(wire::Query{kProbe}, out);
+  backend::HiddenOptions options;
+  options.probe = true;
+  options.tolerate_error = true;
+  backend_->expected().expect_hidden(backend::Reply::Query, 0, options);
+  backend_->send(out.data());
+}
+
+void ClientSession::on_probe_result(std::string_view value) {
+  if (value == "0" && pins_ != 0) {
+    SPDLOG_DEBUG("client {}: unpinned ({} no longer held)", id_, to_string_pins(pins_));
+    pins_ = 0;
   }
 }
 
@@ -1201,7 +1229,13 @@ void ClientSession::on_backend_ready(bool visible) {
   if (settings_failed_) {
     return;  // closing
   }
-  if (mode_ == config::PoolMode::Session || pins_ != 0) {
+  if (mode_ == config::PoolMode::Session) {
+    return;
+  }
+  if (pins_ != 0) {
+    if (backend_->is_releasable()) {
+      probe_pins();
+    }
     return;
   }
   if (mode_ == config::PoolMode::Statement && client_tx_ != wire::TxStatus::Idle) {

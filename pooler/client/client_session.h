@@ -65,6 +65,8 @@ class ClientSession final : public net::Deletable,
   void on_backend_ready(bool visible) override;
   void on_statement_prepared(std::uint64_t id) override;
   void on_client_parse_done(bool ok) override;
+  void on_probe_result(std::string_view value) override;
+  void probe_pins();
   void on_backend_command_complete(std::string_view tag) override;
   void on_backend_hidden_error(std::string_view message, std::string_view sqlstate) override;
   void on_backend_lost(const Error& error) override;
@@ -139,8 +141,9 @@ class ClientSession final : public net::Deletable,
   };
   Extras& extras();
   bool tracking_effects() const {
-    return extras_ && (extras_->pending_effect.effect != SessionEffect::None ||
-                       !extras_->tx_effects.empty() || pending_unpins_ != 0);
+    return pending_unpins_ != 0 ||
+           (extras_ && (extras_->pending_effect.effect != SessionEffect::None ||
+                        !extras_->tx_effects.empty()));
   }
 
   SessionHost& host_;

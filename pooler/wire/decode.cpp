@@ -52,9 +52,10 @@ Result<StartupPacket> decode_startup(const Frame& frame) {
     return pkt;
   }
   if ((code >> 16) != 3) {
-    return fail(Errc::Protocol, "unsupported frontend protocol " + std::to_string(code >> 16) +
-                                    "." + std::to_string(code & 0xffff) +
-                                    ": server supports 3.0 to 3.0");
+    return fail(Errc::Protocol,
+                "unsupported frontend protocol " + std::to_string(code >> 16) + "." +
+                    std::to_string(code & 0xffff) + ": server supports 3.0 to 3.0",
+                "0A000");
   }
   pkt.protocol = code;
   // name\0value\0 ... then an empty name: the terminator, which must be the last byte.

@@ -17,12 +17,9 @@ async function settings(c) {
   return r.rows[0]
 }
 
-// BUG: fails through pgmux (another client sees 'other-31', or a client loses its own SET); see the next test.
+// Regression (was a bug): fails through pgmux (another client sees 'other-31', or a client loses its own SET); see the next test.
 test('session SET is visible to its own client afterwards and invisible to others', {
   timeout: 60_000,
-  skip: bug(
-    "BUG: a SET/RESET that is a client's first statement after it gets a backend needing a settings sync is not tracked (the hidden sync query's ReadyForQuery runs on_backend_ready, which drops the pending effect): the client loses the setting on other backends and the backend keeps it, so other clients see it"
-  ),
 }, async () => {
   const setup = await env.client()
   await setup.query('DROP SCHEMA IF EXISTS s7 CASCADE')
@@ -109,12 +106,9 @@ test('session SET is visible to its own client afterwards and invisible to other
 // One step at a time, so that pgmux hands the same few backends from client to client
 // and must bring each backend to the next client's settings before its query, including
 // when that query is itself a SET.
-// BUG: deterministic through pgmux: from round 1 on, clients see '' or another client's application_name.
+// Regression (was a bug): deterministic through pgmux: from round 1 on, clients see '' or another client's application_name.
 test('SET as the first statement on a backend last used by another client is tracked', {
   timeout: 30_000,
-  skip: bug(
-    "BUG: a SET/RESET that is a client's first statement after it gets a backend needing a settings sync is not tracked (the hidden sync query's ReadyForQuery runs on_backend_ready, which drops the pending effect): the client loses the setting on other backends and the backend keeps it, so other clients see it"
-  ),
 }, async () => {
   const clients = await parallel(6, () => env.client())
   const want = clients.map(() => '')
@@ -383,10 +377,9 @@ async function undoneStateReleases(body) {
   }
 }
 
-// BUG: CREATE TEMP ... ON COMMIT DROP pins the client for good (only DISCARD TEMP or disconnect unpins).
+// Regression (was a bug): CREATE TEMP ... ON COMMIT DROP pins the client for good (only DISCARD TEMP or disconnect unpins).
 test('a temp table created ON COMMIT DROP leaves no client holding a backend', {
   timeout: 30_000,
-  skip: bug('BUG: CREATE TEMP TABLE ... ON COMMIT DROP pins the client after the table is gone; pool_size + 1 such clients starve everyone'),
 }, async () => {
   await undoneStateReleases(async (c, i) => {
     await c.query('BEGIN')
@@ -398,10 +391,9 @@ test('a temp table created ON COMMIT DROP leaves no client holding a backend', {
   })
 })
 
-// BUG: the pin is taken when the statement is scanned, and a ROLLBACK does not undo it.
+// Regression (was a bug): the pin is taken when the statement is scanned, and a ROLLBACK does not undo it.
 test('a temp table created in a rolled back transaction leaves no client holding a backend', {
   timeout: 30_000,
-  skip: bug('BUG: CREATE TEMP TABLE in a transaction that is rolled back still pins the client'),
 }, async () => {
   await undoneStateReleases(async (c) => {
     await c.query('BEGIN')
@@ -411,10 +403,9 @@ test('a temp table created in a rolled back transaction leaves no client holding
   })
 })
 
-// BUG: DROP TABLE of the client's (only) temp table does not unpin.
+// Regression (was a bug): DROP TABLE of the client's (only) temp table does not unpin.
 test('a dropped temp table leaves no client holding a backend', {
   timeout: 30_000,
-  skip: bug('BUG: dropping the temp table does not unpin the client'),
 }, async () => {
   await undoneStateReleases(async (c, i) => {
     await c.query('CREATE TEMP TABLE dropped_tmp (v int)')
@@ -423,10 +414,9 @@ test('a dropped temp table leaves no client holding a backend', {
   })
 })
 
-// BUG: regression in e351d5b: tracking_effects() needs extras_, so pending_unpins_ alone is never applied.
+// Regression (was a bug): regression in e351d5b: tracking_effects() needs extras_, so pending_unpins_ alone is never applied.
 test('DISCARD TEMP after a temp table leaves no client holding a backend', {
   timeout: 30_000,
-  skip: bug('BUG: DISCARD TEMP no longer unpins (ClientSession::tracking_effects() is false without extras_, so pending_unpins_ is ignored)'),
 }, async () => {
   await undoneStateReleases(async (c, i) => {
     await c.query('CREATE TEMP TABLE discarded_tmp (v int)')
@@ -436,10 +426,9 @@ test('DISCARD TEMP after a temp table leaves no client holding a backend', {
   })
 })
 
-// BUG: only UNLISTEN * unpins, not UNLISTEN of the last channel listened to.
+// Regression (was a bug): only UNLISTEN * unpins, not UNLISTEN of the last channel listened to.
 test('UNLISTEN of the only channel leaves no client holding a backend', {
   timeout: 30_000,
-  skip: bug('BUG: UNLISTEN of the only channel does not unpin the client (only UNLISTEN * does)'),
 }, async () => {
   await undoneStateReleases(async (c) => {
     await c.query('LISTEN undone_chan')
@@ -447,10 +436,9 @@ test('UNLISTEN of the only channel leaves no client holding a backend', {
   })
 })
 
-// BUG: regression in e351d5b, as for DISCARD TEMP.
+// Regression (was a bug): regression in e351d5b, as for DISCARD TEMP.
 test('UNLISTEN * leaves no client holding a backend', {
   timeout: 30_000,
-  skip: bug('BUG: UNLISTEN * no longer unpins (ClientSession::tracking_effects() is false without extras_, so pending_unpins_ is ignored)'),
 }, async () => {
   await undoneStateReleases(async (c) => {
     await c.query('LISTEN undone_chan')
@@ -458,10 +446,9 @@ test('UNLISTEN * leaves no client holding a backend', {
   })
 })
 
-// BUG: only pg_advisory_unlock_all() unpins, not pg_advisory_unlock() of the last lock held.
+// Regression (was a bug): only pg_advisory_unlock_all() unpins, not pg_advisory_unlock() of the last lock held.
 test('a session advisory lock, unlocked again, leaves no client holding a backend', {
   timeout: 30_000,
-  skip: bug('BUG: pg_advisory_unlock() of the only lock held does not unpin the client (only pg_advisory_unlock_all() does)'),
 }, async () => {
   await undoneStateReleases(async (c, i) => {
     assert.equal((await c.query('SELECT pg_advisory_lock($1::bigint) IS NOT NULL AS ok', [i])).rows[0].ok, true)
@@ -477,10 +464,9 @@ test('a transaction-scoped advisory lock leaves no client holding a backend', { 
   })
 })
 
-// BUG: pg_try_advisory_lock pins whether or not it got the lock.
+// Regression (was a bug): pg_try_advisory_lock pins whether or not it got the lock.
 test('a failed pg_try_advisory_lock leaves no client holding a backend', {
   timeout: 30_000,
-  skip: bug('BUG: pg_try_advisory_lock() that returns false (no lock taken) still pins the client'),
 }, async () => {
   const holder = await env.client()
   await holder.query('SELECT pg_advisory_lock(4343)')
