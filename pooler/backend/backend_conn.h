@@ -83,8 +83,11 @@ class BackendConn final : public net::Deletable,
   std::size_t queued_bytes() const { return stream_.queued_bytes(); }
   // Nothing owed, not in a transaction, no unfinished extended-protocol sequence.
   bool is_releasable() const {
-    return expected_.empty() && tx_status_ == wire::TxStatus::Idle && !unsynced && !copy_in;
+    return expected_.empty() && tx_status_ == wire::TxStatus::Idle && !unsynced && !copy_in &&
+           cancels_in_flight == 0;
   }
+  // CancelRequests sent for this backend that the server has not yet taken.
+  int cancels_in_flight = 0;
 
   // Prepared statements this backend has, by pgmux's statement id (LRU order).
   bool has_statement(std::uint64_t id);  // also marks it most recently used

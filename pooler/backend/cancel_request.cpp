@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <memory>
+#include <utility>
 
 #include "pooler/net/tcp_stream.h"
 #include "pooler/wire/messages.h"
@@ -12,8 +13,8 @@ namespace {
 
 class CancelSender final : public net::Deletable, private net::StreamEvents {
  public:
-  CancelSender(net::Loop& loop, std::int32_t pid, std::int32_t secret)
-      : loop_(loop), stream_(loop, *this), pid_(pid), secret_(secret) {}
+  CancelSender(net::Loop& loop, std::int32_t pid, std::int32_t secret, std::function<void()> on_done)
+      : loop_(loop), stream_(loop, *this), pid_(pid), secret_(secret), on_done_(std::move(on_done)) {}
 
   void start(const config::HostPort& address, std::unique_ptr<CancelSender> self) {
     self_ = std::move(self);
@@ -37,6 +38,9 @@ class CancelSender final : public net::Deletable, private net::StreamEvents {
   }
   void finish() {
     stream_.close();
+    if (on_done_) {
+      std::exchange(on_done_, {})();
+    }
     if (self_) {
       loop_.defer_delete(std::move(self_));
     }
@@ -46,14 +50,15 @@ class CancelSender final : public net::Deletable, private net::StreamEvents {
   net::TcpStream stream_;
   std::int32_t pid_;
   std::int32_t secret_;
+  std::function<void()> on_done_;
   std::unique_ptr<CancelSender> self_;
 };
 
 }  // namespace
 
 void send_cancel_request(net::Loop& loop, const config::HostPort& address, std::int32_t pid,
-                         std::int32_t secret) {
-  auto sender = std::make_unique<CancelSender>(loop, pid, secret);
+                         std::int32_t secret, std::function<void()> on_done) {
+  auto sender = std::make_unique<CancelSender>(loop, pid, secret, std::move(on_done));
   CancelSender* raw = sender.get();
   raw->start(address, std::move(sender));
 }

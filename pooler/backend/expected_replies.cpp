@@ -71,8 +71,16 @@ Matched ExpectedReplies::on_reply(char type) {
       }
       m.probe_row = front.probe && type == 'D';
       if (type == 'Z') {
+        if (front.swallow_ready) {
+          m.disposition = Disposition::Swallow;  // the next entry gives the client its Z
+          pop_front();
+          return m;
+        }
+        if (front.forward_ready) {
+          m.disposition = Disposition::Forward;
+        }
         m.completed_sync = true;
-        m.completed_hidden = front.hidden;
+        m.completed_hidden = front.hidden && !front.forward_ready;
         m.completed_probe = front.probe;
         pop_front();
       }

@@ -33,6 +33,8 @@ struct Expected {
   bool forward_async = false;   // hidden, but ParameterStatus/Notice still reach the client
   bool tolerate_error = false;  // hidden, and an error in it is not the client's concern
   bool probe = false;           // hidden Query whose one-value result pgmux reads
+  bool swallow_ready = false;   // the client's Query whose ReadyForQuery the next entry gives
+  bool forward_ready = false;   // hidden, but its ReadyForQuery is the client's (see above)
   std::uint64_t statement = 0;  // ParseComplete of a named statement: its id, to undo on failure
   std::string synthetic;        // Synthetic only: the bytes to send
 };
@@ -42,6 +44,7 @@ struct HiddenOptions {
   bool forward_async = false;
   bool tolerate_error = false;
   bool probe = false;
+  bool forward_ready = false;
 };
 
 // What to do with one reply frame.
@@ -84,6 +87,15 @@ class ExpectedReplies {
     e.statement = statement;
     push(std::move(e));
   }
+  // The client's Query whose ReadyForQuery is held back: a hidden entry with
+  // `forward_ready` must follow and gives the client its ReadyForQuery, so whatever that
+  // entry reports (ParameterStatus) reaches the client before the query looks finished.
+  void expect_query_then_more() {
+    Expected e;
+    e.reply = Reply::Query;
+    e.swallow_ready = true;
+    push(std::move(e));
+  }
   // The ParseComplete of the client's own named Parse of `statement`.
   void expect_client_parse(std::uint64_t statement) {
     Expected e;
@@ -99,6 +111,7 @@ class ExpectedReplies {
     e.forward_async = options.forward_async;
     e.tolerate_error = options.tolerate_error;
     e.probe = options.probe;
+    e.forward_ready = options.forward_ready;
     e.statement = statement;
     push(std::move(e));
   }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "pooler/backend/cancel_request.h"
 #include "pooler/base/check.h"
 #include "pooler/net/timer.h"
 #include "pooler/wire/messages.h"
@@ -74,6 +75,33 @@ void Pool::cancel_wait(PoolWaiter& waiter) {
   if (waiter.waiting_for_params) {
     param_waiters_.remove(&waiter);
     waiter.waiting_for_params = false;
+  }
+}
+
+void Pool::cancel_query(BackendConn& backend) {
+  ++backend.cancels_in_flight;
+  std::weak_ptr<Pool*> pool = self_;
+  const std::uint64_t id = backend.id();
+  send_cancel_request(loop_, backend.address(), backend.server_pid(), backend.server_secret(),
+                      [pool, id] {
+                        if (auto p = pool.lock()) {
+                          (*p)->on_cancel_done(id);
+                        }
+                      });
+}
+
+void Pool::on_cancel_done(std::uint64_t id) {
+  for (const auto& b : backends_) {
+    if (b->id() != id || b->state() == BackendState::Closed) {
+      continue;
+    }
+    --b->cancels_in_flight;
+    if (b->state() == BackendState::Draining) {
+      on_orphan_ready(*b);
+    } else if (b->state() == BackendState::Active && b->listener() != nullptr) {
+      b->listener()->on_backend_ready(false);  // the release may be due now
+    }
+    return;
   }
 }
 
@@ -191,8 +219,8 @@ void Pool::on_orphan_ready(BackendConn& backend) {
   if (backend.state() != BackendState::Draining) {
     return;
   }
-  if (!backend.expected().empty()) {
-    return;  // more replies to come
+  if (!backend.expected().empty() || backend.cancels_in_flight > 0) {
+    return;  // more replies to come, or a cancel that must land before anything else runs
   }
   wire::WriteBuffer out;
   if (backend.copy_in) {

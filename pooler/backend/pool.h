@@ -78,6 +78,9 @@ class Pool {
   // The client left while the backend still owed replies or was in a transaction.
   void release_orphan(BackendConn& backend);
   void cancel_wait(PoolWaiter& waiter);
+  // Sends a CancelRequest for what `backend` runs now. Until the server has taken it, the
+  // backend is not handed to anyone else, so a late cancel cannot hit another client's query.
+  void cancel_query(BackendConn& backend);
 
   // ParameterStatus values of this pool's server, learnt from its first login.
   bool has_server_params() const { return have_params_; }
@@ -99,6 +102,7 @@ class Pool {
   void on_backend_connected(BackendConn& backend);
   void on_backend_closed(BackendConn& backend, BackendState was);
   void on_orphan_ready(BackendConn& backend);
+  void on_cancel_done(std::uint64_t id);
 
  private:
   void spawn_if_needed(std::uint64_t now_ms);
@@ -124,6 +128,7 @@ class Pool {
   std::uint64_t leases_ = 0;
   std::uint64_t connect_failures_ = 0;
   bool closing_all_ = false;
+  std::shared_ptr<Pool*> self_ = std::make_shared<Pool*>(this);  // for callbacks that may outlive it
 };
 
 }  // namespace pooler::backend

@@ -6,7 +6,6 @@
 #include <cctype>
 #include <cstring>
 
-#include "pooler/backend/cancel_request.h"
 #include "pooler/base/check.h"
 #include "pooler/net/timer.h"
 #include "pooler/wire/md5_auth.h"
@@ -859,9 +858,9 @@ ClientSession::Action ClientSession::handle_query(const wire::Frame& frame, wire
     pins_ |= scan.pins;
     pending_unpins_ |= scan.unpins;
     if (scan.untracked_settings) {
-      // Settings changed in a way pgmux does not follow (set_config(), SET inside a
-      // multi-statement query): the next client on this backend gets a full reset.
-      backend_->settings_hash = backend::kSettingsUnknown;
+      // Settings may change in a way the text does not say (set_config(), SET inside a
+      // multi-statement query): read them back from the server once the transaction ends.
+      settings_dirty_ = true;
     }
     const bool reset = scan.effect == SessionEffect::Reset || scan.effect == SessionEffect::ResetAll;
     const std::string restore = reset && pooled ? startup_restore_sql(scan) : std::string();
@@ -873,11 +872,12 @@ ClientSession::Action ClientSession::handle_query(const wire::Frame& frame, wire
       // parameters: put them back at once, in the same transaction, with ParameterStatus
       // reaching the client as PostgreSQL would have reported it.
       wire::encode(wire::Query{q->sql}, repl);
-      backend_->expected().expect(backend::Reply::Query);
+      backend_->expected().expect_query_then_more();
       wire::encode(wire::Query{restore}, repl);
       backend::HiddenOptions options;
       options.forward_async = true;
       options.tolerate_error = true;
+      options.forward_ready = true;
       backend_->expected().expect_hidden(backend::Reply::Query, 0, options);
       return Action::Replace;
     }
@@ -977,7 +977,7 @@ ClientSession::Action ClientSession::handle_parse(const wire::Frame& frame, wire
     }
     pins_ |= scan.pins;
     if (scan.untracked_settings) {
-      backend_->settings_hash = backend::kSettingsUnknown;
+      settings_dirty_ = true;
     }
     // Drivers such as JDBC send SET through the extended protocol.
     if (scan.effect == SessionEffect::Set || scan.effect == SessionEffect::Reset ||
@@ -1151,19 +1151,67 @@ void ClientSession::probe_pins() {
       " + (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema())"
       " + (SELECT count(*) FROM pg_cursors WHERE is_holdable)"
       " + (SELECT count(*) FROM pg_prepared_statements WHERE name NOT LIKE 'pgmux\\_%')";
+  send_probe(kProbe, Probe::Pins);
+}
+
+// The session's settings as the server has them, after something changed them that pgmux
+// could not follow from the text: they become the settings that follow the client.
+void ClientSession::probe_settings() {
+  static constexpr std::string_view kProbe =
+      "SELECT 'ok:' || coalesce(string_agg(name || chr(30) || format('set_config(%L, %L, false)', "
+      "name, setting), chr(31) ORDER BY name), '') FROM pg_settings WHERE source = 'session'";
+  send_probe(kProbe, Probe::Settings);
+}
+
+void ClientSession::send_probe(std::string_view sql, Probe kind) {
   wire::WriteBuffer out;
-  wire::encode(wire::Query{kProbe}, out);
+  wire::encode(wire::Query{sql}, out);
   backend::HiddenOptions options;
   options.probe = true;
   options.tolerate_error = true;
   backend_->expected().expect_hidden(backend::Reply::Query, 0, options);
   backend_->send(out.data());
+  probes_ = static_cast<std::uint8_t>(probes_ | (static_cast<unsigned>(kind) << (2 * probe_count_)));
+  ++probe_count_;
 }
 
 void ClientSession::on_probe_result(std::string_view value) {
-  if (value == "0" && pins_ != 0) {
-    SPDLOG_DEBUG("client {}: unpinned ({} no longer held)", id_, to_string_pins(pins_));
-    pins_ = 0;
+  if (probe_count_ == 0) {
+    return;
+  }
+  const auto kind = static_cast<Probe>(probes_ & 3);
+  probes_ = static_cast<std::uint8_t>(probes_ >> 2);
+  --probe_count_;
+  if (kind == Probe::Pins) {
+    if (value == "0" && pins_ != 0) {
+      SPDLOG_DEBUG("client {}: unpinned ({} no longer held)", id_, to_string_pins(pins_));
+      pins_ = 0;
+    }
+    return;
+  }
+  if (!value.starts_with("ok:")) {
+    // The probe failed: nothing is known of this backend's settings.
+    if (backend_ != nullptr) {
+      backend_->settings_hash = backend::kSettingsUnknown;
+    }
+    return;
+  }
+  value.remove_prefix(3);
+  auto next = std::make_shared<SessionSettings>();
+  next->reported = startup_->reported;
+  while (!value.empty()) {
+    const auto end = value.find('\x1f');
+    const std::string_view item = value.substr(0, end);
+    if (const auto sep = item.find('\x1e'); sep != std::string_view::npos) {
+      next->items.emplace_back(std::string(item.substr(0, sep)), std::string(item.substr(sep + 1)));
+    }
+    value = end == std::string_view::npos ? std::string_view() : value.substr(end + 1);
+  }
+  std::sort(next->items.begin(), next->items.end());
+  next->hash = hash_settings(next->items);
+  settings_ = std::move(next);
+  if (backend_ != nullptr) {
+    backend_->settings_hash = settings_->hash;
   }
 }
 
@@ -1231,6 +1279,11 @@ void ClientSession::on_backend_ready(bool visible) {
   }
   if (mode_ == config::PoolMode::Session) {
     return;
+  }
+  if (settings_dirty_ && client_tx_ == wire::TxStatus::Idle) {
+    settings_dirty_ = false;
+    probe_settings();
+    return;  // released when the probe is done
   }
   if (pins_ != 0) {
     if (backend_->is_releasable()) {
@@ -1365,9 +1418,9 @@ void ClientSession::tick(std::uint64_t now_ms) {
 }
 
 void ClientSession::cancel_running_query() {
-  if (backend_ != nullptr && !backend_->expected().empty()) {
-    backend::send_cancel_request(host_.loop(), backend_->address(), backend_->server_pid(),
-                                 backend_->server_secret());
+  // Only the client's own work is cancelled, never a statement pgmux runs itself.
+  if (backend_ != nullptr && !backend_->expected().empty() && !backend_->expected().front_hidden()) {
+    pool_->cancel_query(*backend_);
   }
 }
 
@@ -1412,9 +1465,8 @@ void ClientSession::begin_close(std::string reason) {
   if (backend_ != nullptr) {
     backend::BackendConn* b = backend_;
     backend_ = nullptr;
-    const bool running = !b->expected().empty();
-    if (running) {
-      backend::send_cancel_request(host_.loop(), b->address(), b->server_pid(), b->server_secret());
+    if (!b->expected().empty() && !b->expected().front_hidden()) {
+      pool_->cancel_query(*b);  // its query is still running
     }
     if (mode_ == config::PoolMode::Session || pins_ != 0) {
       b->needs_reset = true;

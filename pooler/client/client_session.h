@@ -67,6 +67,9 @@ class ClientSession final : public net::Deletable,
   void on_client_parse_done(bool ok) override;
   void on_probe_result(std::string_view value) override;
   void probe_pins();
+  void probe_settings();
+  enum class Probe : std::uint8_t { Pins = 1, Settings = 2 };
+  void send_probe(std::string_view sql, Probe kind);
   void on_backend_command_complete(std::string_view tag) override;
   void on_backend_hidden_error(std::string_view message, std::string_view sqlstate) override;
   void on_backend_lost(const Error& error) override;
@@ -157,6 +160,9 @@ class ClientSession final : public net::Deletable,
   bool skip_until_sync_ = false;     // no backend: answer Sync with ReadyForQuery only
   bool discard_until_sync_ = false;  // linked: pgmux answered an error; drop until Sync
   bool settings_failed_ = false;
+  bool settings_dirty_ = false;  // changed in a way only the server can tell: probe them
+  std::uint8_t probes_ = 0;      // kinds of the probes in flight, 2 bits each, oldest lowest
+  std::uint8_t probe_count_ = 0;
   wire::TxStatus client_tx_ = wire::TxStatus::Idle;
   std::int32_t cancel_secret_ = 0;
   std::shared_ptr<const config::Config> config_;  // keeps db_config_/user_config_ alive

@@ -630,9 +630,9 @@ TEST_F(BadInputTest, UnsupportedProtocolVersionGetsAnError) {
 // Startup errors carry PostgreSQL's SQLSTATEs: 0A000 (feature_not_supported) for an
 // unsupported protocol version, 28000 (invalid_authorization_specification) for a
 // startup packet without a user; same severity and message text too.
-// BUG: pgmux sends 08P01 (protocol_violation) for both: ClientSession::process maps every
+// Regression (was a bug): pgmux sends 08P01 (protocol_violation) for both: ClientSession::process maps every
 // Errc::Protocol from decode_startup/handle_startup to kProtocolViolation.
-TEST_F(BadInputTest, DISABLED_StartupErrorSqlstatesMatchPostgres) {
+TEST_F(BadInputTest, StartupErrorSqlstatesMatchPostgres) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"protocol 4.0", startup_packet({{"user", "app"}, {"database", "app"}}, 4u << 16)},
       {"no user", startup_packet({{"database", "app"}})},

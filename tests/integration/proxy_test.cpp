@@ -440,10 +440,10 @@ TEST_F(ProxyTest, ExtendedQueriesMatchDirect) {
 
 // Preparing a second statement under a name already in use is an error (42P05), and
 // the name keeps its first statement; only the unnamed statement may be replaced.
-// BUG: under transaction pooling pgmux answers ParseComplete and silently rebinds the
+// Regression (was a bug): under transaction pooling pgmux answers ParseComplete and silently rebinds the
 // name to the new statement (ClientSession::handle_parse: "re-Parse under the same name
 // replaces it"); the next Execute then runs the wrong statement.
-TEST_F(ProxyTest, DISABLED_DuplicatePreparedStatementNameIsAnError) {
+TEST_F(ProxyTest, DuplicatePreparedStatementNameIsAnError) {
   ASSERT_NO_FATAL_FAILURE(start());
   expect_same_as_direct([](Steps& s) {
     s.prepare("proxy_dup", "SELECT $1::int * 2 AS doubled");
