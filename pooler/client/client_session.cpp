@@ -16,6 +16,8 @@ namespace {
 
 namespace ss = wire::sqlstate;
 
+constexpr std::size_t kMaxBufferedWhileWaiting = 256 * 1024;
+
 std::string quote_literal(std::string_view v) {
   std::string out = "'";
   for (const char c : v) {
@@ -188,10 +190,11 @@ void ClientSession::on_read(std::span<const std::byte> bytes) {
     inbuf_.insert(inbuf_.end(), bytes.begin(), bytes.end());
     process_buffered();
   }
-  // Frames waiting for a backend or for the server parameters: stop reading until then,
-  // so a client cannot pile up input here.
-  if (!inbuf_.empty() && (state_ == ClientState::WaitingForBackend ||
-                          state_ == ClientState::WaitingForParams)) {
+  // Frames waiting for a backend or for the server parameters stay buffered; past a bound
+  // the client is not read until then, so it cannot pile up input here. Below the bound
+  // reading goes on: stopping and restarting costs two epoll_ctl calls per wait.
+  if (inbuf_.size() > kMaxBufferedWhileWaiting && (state_ == ClientState::WaitingForBackend ||
+                                                   state_ == ClientState::WaitingForParams)) {
     stream_.pause_reading();
   }
 }
