@@ -1309,6 +1309,10 @@ void ClientSession::release_backend() {
   backend_ = nullptr;
   transition(ClientState::Idle);
   pool_->release(*b, true);
+  if (host_.draining()) {
+    // Shutting down: the transaction this client was in has ended, so it may go now.
+    close_with_error(ss::kAdminShutdown, "pgmux is shutting down");
+  }
 }
 
 void ClientSession::on_backend_hidden_error(std::string_view message, std::string_view sqlstate) {
