@@ -4,14 +4,19 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <fstream>
+#include <iterator>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "pooler/app/app.h"
+#include "pooler/app/import_pgbouncer.h"
 #include "pooler/base/log.h"
 #include "pooler/config/config_loader.h"
 
@@ -20,6 +25,7 @@ namespace {
 constexpr std::string_view kUsage = R"(Usage: pgmux --config FILE
        pgmux --check-config FILE
        pgmux --version | --help
+       pgmux import-pgbouncer PGBOUNCER.INI [USERLIST.TXT]
 
 pgmux is a PostgreSQL connection pooler and query router. It runs in the
 foreground, logs to stderr, reloads its configuration on SIGHUP, drains and
@@ -30,6 +36,10 @@ Options:
       --check-config FILE  validate FILE, print what is wrong, exit 0 if it is valid
   -V, --version            print the version and exit
   -h, --help               print this help and exit
+  import-pgbouncer PGBOUNCER.INI [USERLIST.TXT]
+                           print the pgmux TOML equivalent of a PgBouncer
+                           configuration (and its auth_file); settings that
+                           cannot be carried over are listed on stderr
 
 Exit status: 0 on a clean stop, 1 on a runtime failure (such as a port already
 in use), 2 on a bad command line or configuration.
@@ -42,9 +52,46 @@ int usage_error(const std::string& message) {
   return 2;
 }
 
+std::optional<std::string> read_file(const char* path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::fprintf(stderr, "pgmux: cannot read %s: %s\n", path, std::strerror(errno));
+    return std::nullopt;
+  }
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// pgmux import-pgbouncer PGBOUNCER.INI [USERLIST.TXT]: TOML on stdout, notes on stderr.
+int import_pgbouncer_command(int argc, char** argv) {
+  if (argc < 3 || argc > 4) {
+    return usage_error("import-pgbouncer needs PGBOUNCER.INI and optionally USERLIST.TXT");
+  }
+  const auto ini = read_file(argv[2]);
+  std::optional<std::string> userlist;
+  if (argc == 4) {
+    userlist = read_file(argv[3]);
+    if (!userlist) return 2;
+  }
+  if (!ini) return 2;
+  auto imported = pooler::app::import_pgbouncer(
+      *ini, userlist ? std::optional<std::string_view>(*userlist) : std::nullopt);
+  if (!imported) {
+    std::fprintf(stderr, "pgmux: %s\n", imported.error().message.c_str());
+    return 2;
+  }
+  std::fputs(imported->toml.c_str(), stdout);
+  for (const auto& note : imported->not_carried_over) {
+    std::fprintf(stderr, "pgmux: not carried over: %s\n", note.c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string_view(argv[1]) == "import-pgbouncer") {
+    return import_pgbouncer_command(argc, argv);
+  }
   std::string config_path;
   bool check_only = false;
   for (int i = 1; i < argc; ++i) {
