@@ -102,17 +102,15 @@ void HealthMonitor::on_tick() {
 void HealthMonitor::begin_connect(std::size_t i) {
   Host& host = hosts_[i];
   const std::string port = std::to_string(host.state.address.port);
-  const std::string timeout_s =
-      std::to_string(std::max<long long>(1, (options_.timeout.count() + 999) / 1000));
-  const char* keys[] = {"host",     "port",   "user",           "password",
-                        "dbname",   "application_name", "connect_timeout", nullptr};
+  // No connect_timeout: libpq applies it only to blocking connects; `deadline` does it here.
+  const char* keys[] = {"host", "port", "user", "password", "dbname", "application_name",
+                        nullptr};
   const char* values[] = {host.state.address.host.c_str(),
                           port.c_str(),
                           options_.user.c_str(),
                           options_.password.c_str(),
                           options_.dbname.c_str(),
                           options_.application_name.c_str(),
-                          timeout_s.c_str(),
                           nullptr};
   host.conn = PQconnectStartParams(keys, values, 0);
   host.phase = Phase::Connecting;

@@ -6,7 +6,11 @@
 // pg_is_in_recovery(), not from the order. The promotion test must stay last: it leaves the
 // old primary stopped (each binary has its own cluster).
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -127,7 +131,7 @@ std::string describe(const SnapshotPtr& s) {
 }
 
 bool both_up(const HealthSnapshot& s) {
-  return s.hosts.size() == 2 && s.hosts[kReplica].reachable && s.hosts[kPrimary].reachable;
+  return s.hosts.size() >= 2 && s.hosts[kReplica].reachable && s.hosts[kPrimary].reachable;
 }
 
 PgConn superuser(Node node) {
@@ -277,6 +281,49 @@ TEST_F(HealthMonitorTest, StoppedReplicaUnreachableThenBack) {
   EXPECT_EQ(up->hosts[kReplica].consecutive_failures, 0);
   EXPECT_TRUE(up->hosts[kReplica].in_recovery);
   EXPECT_EQ(up->primary_index, kPrimary);
+}
+
+// A host that accepts TCP connections but never answers (a listening socket nobody accepts
+// on) times out after `timeout` without stalling the loop: the real hosts are checked in the
+// same rounds, and a closed port fails at once with libpq's error.
+TEST_F(HealthMonitorTest, SilentAndClosedHostsFailWithoutBlockingOthers) {
+  const int silent = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(silent, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(silent, 16), 0);
+  ASSERT_EQ(::getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const auto silent_port = ntohs(addr.sin_port);
+
+  auto o = options();
+  o.timeout = 300ms;
+  o.hosts.push_back(config::HostPort{"127.0.0.1", silent_port});
+  o.hosts.push_back(config::HostPort{"127.0.0.1", 1});  // nothing listens on port 1
+  MonitorThread m(o);
+  const auto s = m.wait_for(
+      [](const HealthSnapshot& s) {
+        return both_up(s) && s.hosts[2].consecutive_failures >= 1 &&
+               s.hosts[3].consecutive_failures >= 1;
+      },
+      5s);
+  ASSERT_NE(s, nullptr) << describe(m.latest());
+  EXPECT_EQ(s->primary_index, kPrimary);
+  EXPECT_FALSE(s->hosts[2].reachable);
+  EXPECT_EQ(s->hosts[2].last_error, "connect timed out");
+  EXPECT_FALSE(s->hosts[3].reachable);
+  EXPECT_NE(s->hosts[3].last_error.find("refused"), std::string::npos) << s->hosts[3].last_error;
+  // Rounds go on at the period; the silent host is retried after its ban.
+  const auto later = m.wait_for(
+      [&](const HealthSnapshot& n) {
+        return n.generation >= s->generation + 3 && n.hosts[2].consecutive_failures >= 2;
+      },
+      8s);
+  ASSERT_NE(later, nullptr) << describe(m.latest());
+  EXPECT_TRUE(both_up(*later));
+  ::close(silent);
 }
 
 // Keep last: primary stopped and replica promoted; the old replica becomes primary_index
