@@ -4,8 +4,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <thread>
 
+#include "pooler/app/routing_monitor.h"
 #include "pooler/app/worker.h"
 #include "pooler/base/log.h"
 #include "pooler/config/config_loader.h"
@@ -36,6 +38,13 @@ Result<void> App::bind() {
       port_ = *port;
     }
   }
+  if (const auto& http = config_->general.http_listen) {
+    if (auto ok = workers_.front()->listen_http(*http); !ok) {
+      Error e = ok.error();
+      e.message = "http_listen " + http->to_string() + ": " + e.message;
+      return std::unexpected(std::move(e));
+    }
+  }
   return {};
 }
 
@@ -46,7 +55,17 @@ void App::route_cancel(std::int32_t pid, std::int32_t secret) {
   }
 }
 
-void App::reload() {
+void App::on_worker(int index, std::function<void(admin::WorkerControl&)> task) {
+  if (index >= 0 && static_cast<std::size_t>(index) < workers_.size()) {
+    workers_[static_cast<std::size_t>(index)]->post_admin(std::move(task));
+  }
+}
+
+void App::reload() { std::raise(SIGHUP); }
+
+void App::shutdown() { std::raise(SIGTERM); }
+
+void App::reload_now() {
   auto loaded = config::load_config_file(config_path_);
   if (!loaded) {
     spdlog::error("reload: keeping the running configuration: {}", loaded.error().message);
@@ -79,9 +98,23 @@ int App::run() {
   spdlog::info("pgmux {} listening on port {} with {} worker(s)", PGMUX_VERSION, port_,
                workers_.size());
 
-  // Signals arrive on the main thread's own loop, then go to the workers by post().
-  uv_loop_t loop;
-  uv_loop_init(&loop);
+  // Signals arrive on the main thread's own loop, then go to the workers by post(). The same
+  // loop runs the health checks that routing needs.
+  net::Loop housekeeping;
+  uv_loop_t& loop = *housekeeping.raw();
+  RoutingMonitor routing(
+      housekeeping, config_,
+      [this](const std::string& db, std::shared_ptr<const backend::HealthSnapshot> snapshot) {
+        for (auto& w : workers_) {
+          w->post_health(db, snapshot);
+        }
+      },
+      [this](const std::string& db, std::shared_ptr<const router::FunctionPolicy> policy) {
+        for (auto& w : workers_) {
+          w->post_function_policy(db, policy);
+        }
+      });
+  routing.start();
   uv_signal_t sigterm, sigint, sighup;
   uv_signal_init(&loop, &sigterm);
   uv_signal_init(&loop, &sigint);
@@ -103,7 +136,7 @@ int App::run() {
     }
   }, SIGINT);
   uv_signal_start(&sighup, [](uv_signal_t* h, int) {
-    static_cast<App*>(h->data)->reload();
+    static_cast<App*>(h->data)->reload_now();
   }, SIGHUP);
 
   // The workers end on their own once drained; a watcher thread wakes this loop then.
@@ -117,12 +150,13 @@ int App::run() {
   });
   uv_run(&loop, UV_RUN_DEFAULT);
   watcher.join();
+  routing.stop();
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sighup), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&done), nullptr);
+  housekeeping.close_internal_handles();
   uv_run(&loop, UV_RUN_DEFAULT);
-  uv_loop_close(&loop);
   spdlog::info("pgmux stopped");
   return 0;
 }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "pooler/admin/control.h"
 #include "pooler/base/result.h"
 #include "pooler/config/config.h"
 
@@ -15,7 +16,7 @@ namespace pooler::app {
 
 class Worker;
 
-class App {
+class App final : public admin::Control {
  public:
   App(std::shared_ptr<const config::Config> config, std::string config_path);
   ~App();
@@ -32,8 +33,15 @@ class App {
   // accepted connection; nothing on the query path.
   std::atomic<int>& client_count() { return client_count_; }
 
+  // admin::Control (any thread). RELOAD and SHUTDOWN raise SIGHUP and SIGTERM, so they
+  // take exactly the signals' path on the main thread.
+  int worker_count() const override { return static_cast<int>(workers_.size()); }
+  void on_worker(int index, std::function<void(admin::WorkerControl&)> task) override;
+  void reload() override;
+  void shutdown() override;
+
  private:
-  void reload();
+  void reload_now();
 
   std::shared_ptr<const config::Config> config_;
   std::string config_path_;

@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "pooler/admin/admin_session.h"
 #include "pooler/app/app.h"
+#include "pooler/http/http_server.h"
 #include "pooler/wire/scram.h"
 #include "pooler/wire/sqlstate.h"
 
@@ -72,7 +74,7 @@ void Worker::join() {
 
 void Worker::on_connection(uv_stream_s* server) {
   const std::uint64_t id = (static_cast<std::uint64_t>(index_) << 48) | next_client_id_++;
-  auto session = std::make_unique<client::ClientSession>(*this, id, clients_.next_slot());
+  auto session = std::make_unique<client::ClientSession>(*this, id, clients_.next_slot(), this);
   if (auto ok = session->accept(server); !ok) {
     spdlog::warn("accept failed: {}", ok.error().message);
     loop_.defer_delete(std::move(session));
@@ -102,7 +104,7 @@ void Worker::on_client_closed(client::ClientSession& session) {
 }
 
 backend::PoolSettings Worker::pool_settings(const config::DatabaseConfig& db,
-                                            const config::UserConfig& user) const {
+                                            const config::UserConfig& user, int host) const {
   backend::PoolSettings s;
   s.database = db.name;
   s.user = user.name;
@@ -114,12 +116,16 @@ backend::PoolSettings Worker::pool_settings(const config::DatabaseConfig& db,
   s.max_prepared_statements = db.max_prepared_statements;
   s.timeouts = db.timeouts;
   s.max_message_size = config_->general.max_message_size;
-  s.primary = db.primary;
+  s.primary = host <= 0 || static_cast<std::size_t>(host) > db.replicas.size()
+                  ? db.primary
+                  : db.replicas[static_cast<std::size_t>(host) - 1];
+  s.host_index = host;
   return s;
 }
 
-backend::Pool* Worker::pool_for(const config::DatabaseConfig& db, const config::UserConfig& user) {
-  std::string key = db.name + '\0' + user.name;
+backend::Pool* Worker::pool_for(const config::DatabaseConfig& db, const config::UserConfig& user,
+                                int host) {
+  std::string key = db.name + '\0' + user.name + '\0' + std::to_string(host);
   auto it = pools_.find(key);
   if (it != pools_.end()) {
     return it->second.get();
@@ -135,8 +141,11 @@ backend::Pool* Worker::pool_for(const config::DatabaseConfig& db, const config::
       login.password = user.password;  // plaintext or md5 hash
     }
   }
-  auto pool = std::make_unique<backend::Pool>(loop_, pool_settings(db, user), std::move(login));
+  auto pool = std::make_unique<backend::Pool>(loop_, pool_settings(db, user, host), std::move(login));
   backend::Pool* raw = pool.get();
+  if (paused_all_ || paused_.contains(db.name)) {
+    raw->set_paused(true);
+  }
   pools_.emplace(std::move(key), std::move(pool));
   return raw;
 }
@@ -230,6 +239,29 @@ void Worker::stats_line() {
   last_stats_ = counters_;
 }
 
+std::shared_ptr<const backend::HealthSnapshot> Worker::health(std::string_view db) const {
+  auto it = health_.find(db);
+  return it == health_.end() ? nullptr : it->second;
+}
+
+const router::FunctionPolicy& Worker::function_policy(std::string_view db) const {
+  auto it = policies_.find(db);
+  return it == policies_.end() ? default_policy_ : *it->second;
+}
+
+void Worker::post_health(std::string db, std::shared_ptr<const backend::HealthSnapshot> snapshot) {
+  loop_.post([this, db = std::move(db), snapshot = std::move(snapshot)]() mutable {
+    health_[std::move(db)] = std::move(snapshot);
+  });
+}
+
+void Worker::post_function_policy(std::string db,
+                                  std::shared_ptr<const router::FunctionPolicy> policy) {
+  loop_.post([this, db = std::move(db), policy = std::move(policy)]() mutable {
+    policies_[std::move(db)] = std::move(policy);
+  });
+}
+
 void Worker::post_reload(std::shared_ptr<const config::Config> config) {
   loop_.post([this, config = std::move(config)] {
     config_ = config;
@@ -239,7 +271,7 @@ void Worker::post_reload(std::shared_ptr<const config::Config> config) {
       const auto* db = config_->find_database(s.database);
       const auto* user = config_->find_user(s.user);
       if (db != nullptr && user != nullptr) {
-        pool->update_settings(pool_settings(*db, *user));
+        pool->update_settings(pool_settings(*db, *user, s.host_index));
       }
     }
   });
@@ -302,12 +334,142 @@ void Worker::stop_now() {
   for (auto& l : listeners_) {
     l->close();
   }
+  http_.reset();
   pools_.clear();
   pool_timer_.reset();
   client_timer_.reset();
   stats_timer_.reset();
   shutdown_timer_.reset();
   loop_.close_internal_handles();
+}
+
+// ---- Admin console and HTTP endpoint ----
+
+void Worker::post_admin(std::function<void(admin::WorkerControl&)> task) {
+  loop_.post([this, task = std::move(task)] { task(*this); });
+}
+
+Result<void> Worker::listen_http(const config::HostPort& address) {
+  http_ = std::make_unique<http::HttpServer>(*this, app_);
+  return http_->listen(address);
+}
+
+std::unique_ptr<client::AdminHandler> Worker::make_admin_handler(client::ClientSession& session) {
+  return std::make_unique<admin::AdminSession>(session, *this, app_);
+}
+
+admin::WorkerSnapshot Worker::snapshot() {
+  admin::WorkerSnapshot snap;
+  snap.worker = index_;
+  snap.now_ms = net::now_ms(loop_);
+  snap.counters = counters_;
+  snap.prepared_statements = registry_.size();
+  // A client's counts go to the first pool of its database and user (its primary's).
+  std::map<std::pair<std::string, std::string>, std::size_t> pool_rows;
+  std::map<const backend::BackendConn*, std::uint64_t> linked;
+  for (const auto& [key, pool] : pools_) {
+    admin::PoolRow row;
+    row.database = pool->settings().database;
+    row.user = pool->settings().user;
+    row.mode = pool->settings().mode;
+    row.size = pool->settings().size;
+    row.paused = pool->paused();
+    row.stats = pool->stats();
+    row.last_error = pool->last_error();
+    pool_rows.try_emplace({row.database, row.user}, snap.pools.size());
+    snap.pools.push_back(std::move(row));
+  }
+  for (auto* s : clients_.snapshot()) {
+    admin::ClientRow c;
+    c.id = s->id();
+    c.user = std::string(s->user());
+    c.database = std::string(s->database());
+    c.state = std::string(client::to_string(s->state()));
+    c.peer = s->peer();
+    c.connected_ms = s->connected_ms();
+    c.pins = s->pins();
+    c.admin = s->is_admin();
+    if (const auto* b = s->backend()) {
+      c.backend_id = b->id();
+      c.backend_pid = b->server_pid();
+      linked[b] = c.id;
+    }
+    // Per-pool client counts, as PgBouncer's cl_active/cl_waiting.
+    if (!c.admin) {
+      auto it = pool_rows.find({c.database, c.user});
+      if (it != pool_rows.end()) {
+        auto& row = snap.pools[it->second];
+        const auto st = s->state();
+        if (st == client::ClientState::WaitingForBackend ||
+            st == client::ClientState::WaitingForParams) {
+          ++row.cl_waiting;
+        } else if (st == client::ClientState::Idle || st == client::ClientState::Linked) {
+          ++row.cl_active;
+        }
+        row.pinned += c.pins != 0 ? 1 : 0;
+      }
+    }
+    snap.clients.push_back(std::move(c));
+  }
+  for (const auto& [key, pool] : pools_) {
+    for (const auto& b : pool->backends()) {
+      if (b->state() == backend::BackendState::Closed) {
+        continue;
+      }
+      admin::ServerRow r;
+      r.id = b->id();
+      r.user = pool->settings().user;
+      r.database = pool->settings().database;
+      r.state = std::string(backend::to_string(b->state()));
+      r.address = b->address();
+      r.created_ms = b->created_ms();
+      r.last_used_ms = b->last_used_ms();
+      r.pid = b->server_pid();
+      if (auto it = linked.find(b.get()); it != linked.end()) {
+        r.client_id = it->second;
+      }
+      r.prepared = b->statement_count();
+      snap.servers.push_back(std::move(r));
+    }
+  }
+  return snap;
+}
+
+void Worker::set_paused(std::string_view database, bool paused) {
+  if (database.empty()) {
+    paused_all_ = paused;
+    if (!paused) {
+      paused_.clear();
+    }
+  } else if (paused) {
+    paused_.emplace(database);
+  } else {
+    paused_.erase(std::string(database));
+  }
+  for (auto& [key, pool] : pools_) {
+    const bool now = paused_all_ || paused_.contains(pool->settings().database);
+    if (pool->paused() != now) {
+      pool->set_paused(now);
+    }
+  }
+}
+
+void Worker::kill(std::string_view database) {
+  for (auto* s : clients_.snapshot()) {
+    if (clients_.get(s->slot()) == s && !s->is_admin() &&
+        (database.empty() || s->database() == database)) {
+      s->close_with_error(wire::sqlstate::kAdminShutdown, "database killed by the admin console");
+    }
+  }
+  reconnect(database);
+}
+
+void Worker::reconnect(std::string_view database) {
+  for (auto& [key, pool] : pools_) {
+    if (database.empty() || pool->settings().database == database) {
+      pool->close_idle();
+    }
+  }
 }
 
 }  // namespace pooler::app

@@ -6,11 +6,13 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "pooler/admin/control.h"
 #include "pooler/app/client_table.h"
 #include "pooler/backend/pool.h"
 #include "pooler/client/client_session.h"
@@ -20,11 +22,17 @@
 #include "pooler/net/tcp_listener.h"
 #include "pooler/net/timer.h"
 
+namespace pooler::http {
+class HttpServer;
+}
+
 namespace pooler::app {
 
 class App;
 
-class Worker final : public client::SessionHost {
+class Worker final : public client::SessionHost,
+                     public client::AdminFactory,
+                     public admin::WorkerControl {
  public:
   Worker(App& app, int index, int worker_count, std::shared_ptr<const config::Config> config);
   ~Worker();
@@ -38,13 +46,32 @@ class Worker final : public client::SessionHost {
   void post_shutdown(bool fast, std::chrono::milliseconds timeout);
   void post_reload(std::shared_ptr<const config::Config> config);
   void post_cancel(std::int32_t pid, std::int32_t secret);
+  void post_admin(std::function<void(admin::WorkerControl&)> task);
+  // Starts the HTTP endpoint on this worker's loop. Before start().
+  [[nodiscard]] Result<void> listen_http(const config::HostPort& address);
+
+  // client::AdminFactory
+  std::unique_ptr<client::AdminHandler> make_admin_handler(client::ClientSession& session) override;
+  // admin::WorkerControl
+  admin::WorkerSnapshot snapshot() override;
+  void set_paused(std::string_view database, bool paused) override;
+  void kill(std::string_view database) override;
+  void reconnect(std::string_view database) override;
 
   // SessionHost
   net::Loop& loop() override { return loop_; }
   const config::Config& config() const override { return *config_; }
   std::shared_ptr<const config::Config> config_snapshot() const override { return config_; }
   int worker_index() const override { return index_; }
-  backend::Pool* pool_for(const config::DatabaseConfig& db, const config::UserConfig& user) override;
+  backend::Pool* pool_for(const config::DatabaseConfig& db, const config::UserConfig& user,
+                          int host) override;
+  std::shared_ptr<const backend::HealthSnapshot> health(std::string_view db) const override;
+  const router::FunctionPolicy& function_policy(std::string_view db) const override;
+  parser::AnalysisCache& analysis_cache() override { return analysis_cache_; }
+  std::uint64_t& round_robin_counter() override { return round_robin_; }
+  // Thread-safe: routing state published by the app's housekeeping loop.
+  void post_health(std::string db, std::shared_ptr<const backend::HealthSnapshot> snapshot);
+  void post_function_policy(std::string db, std::shared_ptr<const router::FunctionPolicy> policy);
   client::PreparedRegistry& prepared() override { return registry_; }
   const wire::ScramVerifier& scram_verifier(const config::UserConfig& user) override;
   void route_cancel(std::int32_t pid, std::int32_t secret) override;
@@ -65,7 +92,7 @@ class Worker final : public client::SessionHost {
   void finish_if_drained();
   void stop_now();
   backend::PoolSettings pool_settings(const config::DatabaseConfig& db,
-                                      const config::UserConfig& user) const;
+                                      const config::UserConfig& user, int host) const;
 
   App& app_;
   int index_;
@@ -77,6 +104,11 @@ class Worker final : public client::SessionHost {
   std::map<std::string, std::unique_ptr<backend::Pool>> pools_;  // "database\0user"
   std::map<std::string, wire::ScramVerifier, std::less<>> verifiers_;
   client::PreparedRegistry registry_;
+  parser::AnalysisCache analysis_cache_;
+  std::uint64_t round_robin_ = 0;
+  std::map<std::string, std::shared_ptr<const backend::HealthSnapshot>, std::less<>> health_;
+  std::map<std::string, std::shared_ptr<const router::FunctionPolicy>, std::less<>> policies_;
+  router::FunctionPolicy default_policy_;
   // Startup settings shared by clients that sent the same ones (usually all of an app's).
   std::map<std::vector<std::pair<std::string, std::string>>,
            std::shared_ptr<const client::SessionSettings>>
@@ -89,6 +121,9 @@ class Worker final : public client::SessionHost {
   std::unique_ptr<net::Timer> stats_timer_;
   std::unique_ptr<net::Timer> shutdown_timer_;
   std::uint64_t next_client_id_ = 1;
+  std::set<std::string, std::less<>> paused_;  // databases paused by the admin console
+  bool paused_all_ = false;
+  std::unique_ptr<http::HttpServer> http_;
   bool draining_ = false;
   bool stopped_ = false;
   std::thread thread_;

@@ -50,6 +50,7 @@ class BackendConn final : public net::Deletable,
   void start(const ServerLogin& login, std::uint32_t max_message_size);
 
   std::uint64_t id() const { return id_; }
+  Pool& pool() const { return pool_; }
   BackendState state() const { return state_; }
   const config::HostPort& address() const { return address_; }
   std::int32_t server_pid() const { return key_.pid; }

@@ -48,7 +48,7 @@ int Pool::live_count() const {
 }
 
 BackendConn* Pool::lease(PoolWaiter& waiter, std::uint64_t now_ms) {
-  while (!idle_.empty()) {
+  while (!paused_ && !idle_.empty()) {
     BackendConn* b = idle_.back();
     idle_.pop_back();
     if (expired(*b, now_ms)) {
@@ -63,8 +63,25 @@ BackendConn* Pool::lease(PoolWaiter& waiter, std::uint64_t now_ms) {
   waiter.waiting = true;
   waiter.wait_since_ms = now_ms;
   waiter.wait_it = waiters_.insert(waiters_.end(), &waiter);
-  spawn_if_needed(now_ms);
+  if (!paused_) {
+    spawn_if_needed(now_ms);
+  }
   return nullptr;
+}
+
+void Pool::set_paused(bool paused) {
+  paused_ = paused;
+  if (paused) {
+    return;
+  }
+  while (!idle_.empty() && !waiters_.empty()) {
+    BackendConn* b = idle_.back();
+    idle_.pop_back();
+    hand_over(*b);
+  }
+  if (!waiters_.empty()) {
+    spawn_if_needed(net::now_ms(loop_));
+  }
 }
 
 void Pool::cancel_wait(PoolWaiter& waiter) {
@@ -184,7 +201,7 @@ void Pool::hand_over(BackendConn& backend) {
     backend.close(closing_all_ ? "reconnect requested" : "server_lifetime reached");
     return;
   }
-  if (!waiters_.empty()) {
+  if (!waiters_.empty() && !paused_) {
     PoolWaiter* w = waiters_.front();
     waiters_.pop_front();
     w->waiting = false;

@@ -43,7 +43,8 @@ struct PoolSettings {
   int max_prepared_statements = 200;
   config::Timeouts timeouts;
   std::uint32_t max_message_size = 64 * 1024 * 1024;
-  config::HostPort primary;
+  config::HostPort primary;  // the host this pool connects to (primary or a replica)
+  int host_index = 0;        // 0 = the configured primary, 1.. = replicas in configured order
 };
 
 struct PoolStats {
@@ -95,6 +96,12 @@ class Pool {
   // Closes every idle backend now and the others when released (RECONNECT, shutdown).
   void close_idle();
 
+  // PAUSE/RESUME from the admin console: while paused, no backend is handed out (clients
+  // queue as for a full pool); backends already leased finish their transactions.
+  void set_paused(bool paused);
+  bool paused() const { return paused_; }
+  const std::vector<std::unique_ptr<BackendConn>>& backends() const { return backends_; }
+
   PoolStats stats() const;
   const std::string& last_error() const { return last_error_; }
 
@@ -128,6 +135,7 @@ class Pool {
   std::uint64_t leases_ = 0;
   std::uint64_t connect_failures_ = 0;
   bool closing_all_ = false;
+  bool paused_ = false;
   std::shared_ptr<Pool*> self_ = std::make_shared<Pool*>(this);  // for callbacks that may outlive it
 };
 

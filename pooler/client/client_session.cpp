@@ -115,8 +115,9 @@ std::string lower(std::string_view s) {
 
 }  // namespace
 
-ClientSession::ClientSession(SessionHost& host, std::uint64_t id, std::uint32_t slot)
-    : host_(host), id_(id), slot_(slot), stream_(host.loop(), *this) {}
+ClientSession::ClientSession(SessionHost& host, std::uint64_t id, std::uint32_t slot,
+                             AdminFactory* admin)
+    : host_(host), admin_factory_(admin), id_(id), slot_(slot), stream_(host.loop(), *this) {}
 
 std::string_view ClientSession::user() const {
   if (user_config_ != nullptr) {
@@ -146,6 +147,9 @@ ClientSession::Extras& ClientSession::extras() {
 }
 
 ClientSession::~ClientSession() {
+  if (lease_pool_ != nullptr) {
+    lease_pool_->cancel_wait(*this);
+  }
   if (pool_ != nullptr) {
     pool_->cancel_wait(*this);
   }
@@ -232,7 +236,7 @@ std::size_t ClientSession::process(std::span<const std::byte> in) {
     if (state_ == ClientState::WaitingForBackend || state_ == ClientState::WaitingForParams) {
       break;
     }
-    if (state_ == ClientState::Idle) {
+    if (state_ == ClientState::Idle && !is_admin()) {
       if (const std::size_t n = answer_prepare_without_backend(in.subspan(used)); n > 0) {
         used += n;
         continue;
@@ -336,6 +340,15 @@ Result<void> ClientSession::handle_startup(const wire::Frame& frame) {
   settings_ = startup_;
   config_ = host_.config_snapshot();
   const config::Config& cfg = *config_;
+  if ((login_->database == "pgmux" || login_->database == "pgbouncer") &&
+      admin_factory_ != nullptr && cfg.find_database(login_->database) == nullptr) {
+    // The admin console: normal authentication, then finish_admin_auth().
+    login_->admin = true;
+    user_config_ = cfg.find_user(login_->user);
+    login_->user_known = user_config_ != nullptr;
+    transition(ClientState::Authenticating);
+    return start_auth();
+  }
   db_config_ = cfg.find_database(login_->database);
   if (db_config_ == nullptr) {
     spdlog::info("client {} {}: unknown database \"{}\"", id_, peer(), login_->database);
@@ -424,12 +437,15 @@ Result<void> ClientSession::handle_auth(const wire::Frame& frame) {
 }
 
 Result<void> ClientSession::finish_auth() {
+  if (login_->admin) {
+    return finish_admin_auth();
+  }
   wire::WriteBuffer& out = host_.scratch();
   out.clear();
   wire::encode_auth_ok(out);
   write(out.data());
   mode_ = user_config_->pool_mode.value_or(db_config_->pool_mode);
-  pool_ = host_.pool_for(*db_config_, *user_config_);
+  pool_ = host_.pool_for(*db_config_, *user_config_, primary_host());
   if (pool_ == nullptr) {
     return fail(Errc::Internal, "no pool for database \"" + db_config_->name + "\"");
   }
@@ -482,7 +498,75 @@ void ClientSession::send_login_params() {
 
 // ---- Requests while no backend is leased ----
 
+// ---- Admin console ----
+
+Result<void> ClientSession::finish_admin_auth() {
+  const auto& admins = config_->general.admin_users;
+  if (std::find(admins.begin(), admins.end(), user_config_->name) == admins.end()) {
+    spdlog::info("client {} {}: user \"{}\" refused on the admin console", id_, peer(),
+                 user_config_->name);
+    return fail(Errc::Auth, "not allowed to connect to the admin console",
+                ss::kInvalidAuthorization);
+  }
+  extras().admin = admin_factory_->make_admin_handler(*this);
+  std::array<std::uint8_t, 4> secret{};
+  wire::random_bytes(secret);
+  std::memcpy(&cancel_secret_, secret.data(), 4);
+  transition(ClientState::WaitingForParams);
+  transition(ClientState::Idle);
+  wire::WriteBuffer& out = host_.scratch();
+  out.clear();
+  wire::encode_auth_ok(out);
+  const std::pair<std::string_view, std::string_view> params[] = {
+      {"server_version", "15.0 (pgmux)"},
+      {"server_encoding", "UTF8"},
+      {"client_encoding", "UTF8"},
+      {"DateStyle", "ISO, MDY"},
+      {"integer_datetimes", "on"},
+      {"standard_conforming_strings", "on"},
+      {"application_name", "pgmux"},
+  };
+  for (const auto& [name, value] : params) {
+    wire::encode(wire::ParameterStatus{name, value}, out);
+  }
+  wire::encode(wire::BackendKeyData{cancel_pid(), cancel_secret_}, out);
+  wire::encode(wire::ReadyForQuery{wire::TxStatus::Idle}, out);
+  write(out.data());
+  spdlog::info("client {} {}: {} logged in to the admin console", id_, peer(), user());
+  return {};
+}
+
+void ClientSession::handle_admin_frame(const wire::Frame& frame) {
+  switch (frame.type) {
+    case 'X': begin_close("client sent Terminate"); return;
+    case 'Q': {
+      auto query = wire::decode_query(frame);
+      if (!query) {
+        close_with_error(ss::kProtocolViolation, query.error().message);
+        return;
+      }
+      extras_->admin->on_query(query->sql);
+      return;
+    }
+    case 'S': {
+      wire::WriteBuffer& out = host_.scratch();
+      out.clear();
+      wire::encode(wire::ReadyForQuery{wire::TxStatus::Idle}, out);
+      write(out.data());
+      return;
+    }
+    default:
+      send_error("ERROR", ss::kFeatureNotSupported,
+                 "the admin console supports only the simple query protocol");
+      return;
+  }
+}
+
 void ClientSession::handle_idle_frame(const wire::Frame& frame, bool& consumed) {
+  if (is_admin()) {
+    handle_admin_frame(frame);
+    return;
+  }
   if (frame.type == 'X') {
     begin_close("client sent Terminate");
     return;
@@ -503,7 +587,29 @@ void ClientSession::handle_idle_frame(const wire::Frame& frame, bool& consumed) 
     return;
   }
   consumed = false;  // forwarded once linked
-  backend::BackendConn* b = pool_->lease(*this, net::now_ms(host_.loop()));
+  backend::Pool* pool = route(frame);
+  if (pool == nullptr) {
+    // primary_reads = "never" and no replica can take this read: an error for this request
+    // (an extended-protocol one then skips to its Sync, as after any error).
+    consumed = true;
+    send_error("ERROR", ss::kCannotConnectNow,
+               "no replica available for a read (primary_reads = \"never\")");
+    if (frame.type == 'Q') {
+      wire::WriteBuffer out;
+      wire::encode(wire::ReadyForQuery{client_tx_}, out);
+      write(out.data());
+    } else {
+      skip_until_sync_ = frame.type != 'S';
+      if (frame.type == 'S') {
+        wire::WriteBuffer out;
+        wire::encode(wire::ReadyForQuery{client_tx_}, out);
+        write(out.data());
+      }
+    }
+    return;
+  }
+  lease_pool_ = pool;
+  backend::BackendConn* b = pool->lease(*this, net::now_ms(host_.loop()));
   if (b == nullptr) {
     transition(ClientState::WaitingForBackend);
     return;
@@ -579,7 +685,7 @@ std::size_t ClientSession::answer_prepare_without_backend(std::span<const std::b
 
 void ClientSession::on_backend_leased(backend::BackendConn& backend) {
   if (state_ != ClientState::WaitingForBackend) {
-    pool_->release(backend, true);
+    backend.pool().release(backend, true);
     return;
   }
   link(backend);
@@ -1308,7 +1414,10 @@ void ClientSession::release_backend() {
   backend::BackendConn* b = backend_;
   backend_ = nullptr;
   transition(ClientState::Idle);
-  pool_->release(*b, true);
+  if (lease_is_write_) {
+    note_write_done();
+  }
+  b->pool().release(*b, true);
   if (host_.draining()) {
     // Shutting down: the transaction this client was in has ended, so it may go now.
     close_with_error(ss::kAdminShutdown, "pgmux is shutting down");
@@ -1427,7 +1536,7 @@ void ClientSession::tick(std::uint64_t now_ms) {
 void ClientSession::cancel_running_query() {
   // Only the client's own work is cancelled, never a statement pgmux runs itself.
   if (backend_ != nullptr && !backend_->expected().empty() && !backend_->expected().front_hidden()) {
-    pool_->cancel_query(*backend_);
+    backend_->pool().cancel_query(*backend_);
   }
 }
 
@@ -1472,17 +1581,24 @@ void ClientSession::begin_close(std::string reason) {
   if (backend_ != nullptr) {
     backend::BackendConn* b = backend_;
     backend_ = nullptr;
+    if (lease_is_write_) {
+      note_write_done();
+    }
+    backend::Pool& pool = b->pool();
     if (!b->expected().empty() && !b->expected().front_hidden()) {
-      pool_->cancel_query(*b);  // its query is still running
+      pool.cancel_query(*b);  // its query is still running
     }
     if (mode_ == config::PoolMode::Session || pins_ != 0) {
       b->needs_reset = true;
     }
     if (!b->needs_reset && b->is_releasable()) {
-      pool_->release(*b, true);
+      pool.release(*b, true);
     } else {
-      pool_->release_orphan(*b);
+      pool.release_orphan(*b);
     }
+  }
+  if (lease_pool_ != nullptr) {
+    lease_pool_->cancel_wait(*this);
   }
   if (pool_ != nullptr) {
     pool_->cancel_wait(*this);

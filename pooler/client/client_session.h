@@ -18,17 +18,36 @@
 #include "pooler/net/tcp_stream.h"
 #include "pooler/wire/messages.h"
 #include "pooler/wire/scram.h"
+#include "router/route.h"
 
 struct uv_stream_s;
 
 namespace pooler::client {
+
+// The admin console behind the virtual databases "pgmux" and "pgbouncer". admin/
+// implements it (client/ cannot depend on admin/); one per admin client, owned by its
+// session. Loop thread only.
+class AdminHandler {
+ public:
+  virtual ~AdminHandler() = default;
+  virtual void on_query(std::string_view sql) = 0;  // one simple Query (F 'Q')
+};
+
+class AdminFactory {
+ public:
+  virtual std::unique_ptr<AdminHandler> make_admin_handler(ClientSession& session) = 0;
+
+ protected:
+  ~AdminFactory() = default;
+};
 
 class ClientSession final : public net::Deletable,
                             private net::StreamEvents,
                             private backend::BackendListener,
                             private backend::PoolWaiter {
  public:
-  ClientSession(SessionHost& host, std::uint64_t id, std::uint32_t slot);
+  ClientSession(SessionHost& host, std::uint64_t id, std::uint32_t slot,
+                AdminFactory* admin = nullptr);
   ~ClientSession() override;
 
   [[nodiscard]] Result<void> accept(uv_stream_s* server);
@@ -45,6 +64,9 @@ class ClientSession final : public net::Deletable,
   std::uint64_t connected_ms() const { return connected_ms_; }
   const backend::BackendConn* backend() const { return backend_; }
   bool is_idle_between_transactions() const { return state_ == ClientState::Idle; }
+  bool is_admin() const { return extras_ && extras_->admin; }
+  // Output of the admin console: messages it encoded for this client.
+  void admin_write(std::span<const std::byte> bytes) { write(bytes); }
 
   // Periodic timeout checks (about once a second).
   void tick(std::uint64_t now_ms);
@@ -91,11 +113,19 @@ class ClientSession final : public net::Deletable,
   Result<void> start_auth();
   Result<void> handle_auth(const wire::Frame& frame);
   Result<void> finish_auth();
+  Result<void> finish_admin_auth();
+  void handle_admin_frame(const wire::Frame& frame);
   void send_login_params();
 
   // Requests.
   void handle_idle_frame(const wire::Frame& frame, bool& consumed);
   void link(backend::BackendConn& backend);
+  // Read/write routing (client_routing.cpp): the pool the request in `frame` goes to, or
+  // nullptr after answering the client with an error.
+  backend::Pool* route(const wire::Frame& frame);
+  int primary_host() const;
+  router::SessionView session_view();
+  void note_write_done();
   std::size_t forward_frames(std::span<const std::byte> in);
   void sync_settings();
   // What to do with one client frame: forward its bytes unchanged, or replace them with
@@ -130,6 +160,7 @@ class ClientSession final : public net::Deletable,
     std::array<std::uint8_t, 4> md5_salt{};
     bool user_known = false;
     bool scram_started = false;
+    bool admin = false;  // database "pgmux" or "pgbouncer"
   };
   // What only some clients need (prepared statements, SETs being tracked): allocated on
   // first use, so an idle client stays small.
@@ -141,6 +172,7 @@ class ClientSession final : public net::Deletable,
     // The client's named Parses sent and not yet answered, in order: a refused or skipped
     // one takes its name away again, as PostgreSQL never created it.
     std::deque<std::pair<std::string, std::uint64_t>> pending_parses;
+    std::unique_ptr<AdminHandler> admin;  // set for admin console clients
   };
   Extras& extras();
   bool tracking_effects() const {
@@ -150,6 +182,7 @@ class ClientSession final : public net::Deletable,
   }
 
   SessionHost& host_;
+  AdminFactory* admin_factory_;
   std::uint64_t id_;
   std::uint32_t slot_;
   net::TcpStream stream_;
@@ -168,7 +201,11 @@ class ClientSession final : public net::Deletable,
   std::shared_ptr<const config::Config> config_;  // keeps db_config_/user_config_ alive
   const config::DatabaseConfig* db_config_ = nullptr;
   const config::UserConfig* user_config_ = nullptr;
-  backend::Pool* pool_ = nullptr;
+  backend::Pool* pool_ = nullptr;        // the primary's pool at login: server parameters
+  backend::Pool* lease_pool_ = nullptr;  // the pool of the current lease or wait
+  bool lease_is_write_ = false;          // the current lease was routed to the primary to write
+  std::uint64_t write_done_ns_ = 0;      // read-your-writes: when the last write ended
+  std::uint64_t commit_lsn_ = 0;         // ... and an LSN at or past its commit, once known
   backend::BackendConn* backend_ = nullptr;
   std::vector<std::byte> inbuf_;  // an incomplete frame, or frames waiting for a backend
   std::uint64_t connected_ms_ = 0;

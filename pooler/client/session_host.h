@@ -8,7 +8,10 @@
 #include <utility>
 #include <vector>
 
+#include "parser/analysis_cache.h"
+#include "pooler/backend/host_state.h"
 #include "pooler/backend/pool.h"
+#include "router/function_policy.h"
 #include "pooler/client/prepared_registry.h"
 #include "pooler/config/config.h"
 #include "pooler/net/loop.h"
@@ -40,6 +43,8 @@ struct WorkerCounters {
   std::uint64_t prepared_misses = 0;  // pgmux prepared it on the backend
   std::uint64_t pins = 0;             // times a client was pinned
   std::uint64_t settings_syncs = 0;   // backends brought to a client's settings
+  std::uint64_t routed_primary = 0;   // leases routed to the primary
+  std::uint64_t routed_replica = 0;   // leases routed to a replica
 };
 
 class SessionHost {
@@ -48,8 +53,15 @@ class SessionHost {
   virtual const config::Config& config() const = 0;
   virtual std::shared_ptr<const config::Config> config_snapshot() const = 0;
   virtual int worker_index() const = 0;
-  // The pool for this client, created on first use; nullptr if it cannot exist.
-  virtual backend::Pool* pool_for(const config::DatabaseConfig& db, const config::UserConfig& user) = 0;
+  // The pool of host `host` (0 = the configured primary, 1.. = replicas in configured order)
+  // for this database and user, created on first use; nullptr if it cannot exist.
+  virtual backend::Pool* pool_for(const config::DatabaseConfig& db, const config::UserConfig& user,
+                                  int host) = 0;
+  // Routing state of a database, all owned by the worker. Null health: no snapshot yet.
+  virtual std::shared_ptr<const backend::HealthSnapshot> health(std::string_view db) const = 0;
+  virtual const router::FunctionPolicy& function_policy(std::string_view db) const = 0;
+  virtual parser::AnalysisCache& analysis_cache() = 0;
+  virtual std::uint64_t& round_robin_counter() = 0;
   virtual PreparedRegistry& prepared() = 0;
   // The SCRAM verifier for a configured user (computed once from a plaintext password).
   virtual const wire::ScramVerifier& scram_verifier(const config::UserConfig& user) = 0;

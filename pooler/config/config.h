@@ -70,6 +70,27 @@ struct GeneralConfig {
   Millis shutdown_timeout{30'000};
   Millis stats_period{60'000};             // periodic stats line; 0 = off
   Timeouts timeouts;
+  std::vector<std::string> admin_users;    // may use the admin console (database "pgmux")
+  std::optional<HostPort> http_listen;     // /metrics, /healthz, /readyz, /pools; off when unset
+};
+
+// Read/write routing of one database (issue 4). Active when the database has replicas.
+struct RoutingConfig {
+  enum class PrimaryReads : std::uint8_t { Never, Fallback, Always };
+  enum class Balance : std::uint8_t { LeastOutstanding, RoundRobin };
+  enum class ReadYourWrites : std::uint8_t { Lsn, Window, Off };
+  PrimaryReads primary_reads = PrimaryReads::Fallback;
+  Balance load_balance = Balance::LeastOutstanding;
+  std::vector<int> replica_weights;             // one per replica; empty = all 1
+  std::int64_t max_replica_lag_bytes = 16 * 1024 * 1024;  // 0 = no bound
+  std::int64_t max_replica_lag_ms = 0;                    // 0 = no bound
+  std::vector<std::string> read_only_functions;  // volatile functions safe on a replica
+  std::vector<std::string> write_functions;      // functions that must run on the primary
+  Millis health_check_period{1000};
+  ReadYourWrites read_your_writes = ReadYourWrites::Lsn;
+  Millis read_your_writes_window{5000};
+  std::optional<std::string> health_check_user;  // default: server_user, else a user with a
+  std::optional<std::string> health_check_password;  // plaintext password
 };
 
 struct DatabaseConfig {
@@ -86,6 +107,7 @@ struct DatabaseConfig {
   std::optional<std::string> server_user;  // log in to PostgreSQL as this user instead
   std::optional<std::string> server_password;
   Timeouts timeouts;                        // [pgmux] values unless overridden here
+  RoutingConfig routing;
 };
 
 struct UserConfig {

@@ -427,7 +427,157 @@ void read_general(const toml::table& table, GeneralConfig& out, Diagnostics& dia
     out.stats_period = *period;
   }
   read_timeouts(in, out.timeouts);
+  if (const toml::node* node = in.get("admin_users")) {
+    const auto* array = node->as_array();
+    bool ok = array != nullptr;
+    for (std::size_t i = 0; ok && i < array->size(); ++i) {
+      const auto* name = array->get(i)->as_string();
+      ok = name != nullptr && !name->get().empty();
+      if (ok) {
+        out.admin_users.push_back(name->get());
+      }
+    }
+    if (!ok) {
+      diag.error(node->source(), "'admin_users' must be an array of user names");
+    }
+  }
+  if (auto http = in.addresses("http_listen", /*allow_empty=*/false)) {
+    if (http->size() != 1) {
+      diag.error(in.source_of("http_listen"), "'http_listen' must be one \"host:port\"");
+    } else {
+      out.http_listen = std::move(http->front());
+    }
+  }
   in.report_unknown_keys();
+}
+
+// "16MB", "512kB", "1GB", "500ms", "2s", or a bare integer (bytes).
+std::optional<std::pair<std::int64_t, bool>> parse_lag(std::string_view text) {
+  std::int64_t number = 0;
+  std::size_t i = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+    number = number * 10 + (text[i] - '0');
+    if (number > (std::int64_t{1} << 50)) {
+      return std::nullopt;
+    }
+    ++i;
+  }
+  if (i == 0) {
+    return std::nullopt;
+  }
+  std::string unit(text.substr(i));
+  std::erase(unit, ' ');
+  static constexpr std::pair<std::string_view, std::int64_t> kBytes[] = {
+      {"", 1}, {"B", 1}, {"kB", 1024}, {"KB", 1024}, {"MB", 1024 * 1024}, {"GB", 1024 * 1024 * 1024}};
+  for (const auto& [u, mult] : kBytes) {
+    if (unit == u) {
+      return std::pair{number * mult, true};
+    }
+  }
+  if (unit == "ms") {
+    return std::pair{number, false};
+  }
+  if (unit == "s") {
+    return std::pair{number * 1000, false};
+  }
+  return std::nullopt;
+}
+
+void read_routing(TableReader& in, DatabaseConfig& db, Diagnostics& diag) {
+  RoutingConfig& r = db.routing;
+  static constexpr std::array<Choice<RoutingConfig::PrimaryReads>, 3> kPrimaryReads{{
+      {"never", RoutingConfig::PrimaryReads::Never},
+      {"fallback", RoutingConfig::PrimaryReads::Fallback},
+      {"always", RoutingConfig::PrimaryReads::Always}}};
+  if (auto v = in.choice("primary_reads", kPrimaryReads)) {
+    r.primary_reads = *v;
+  }
+  static constexpr std::array<Choice<RoutingConfig::Balance>, 2> kBalance{{
+      {"least_outstanding", RoutingConfig::Balance::LeastOutstanding},
+      {"round_robin", RoutingConfig::Balance::RoundRobin}}};
+  if (auto v = in.choice("load_balance", kBalance)) {
+    r.load_balance = *v;
+  }
+  static constexpr std::array<Choice<RoutingConfig::ReadYourWrites>, 3> kRyw{{
+      {"lsn", RoutingConfig::ReadYourWrites::Lsn},
+      {"window", RoutingConfig::ReadYourWrites::Window},
+      {"off", RoutingConfig::ReadYourWrites::Off}}};
+  if (auto v = in.choice("read_your_writes", kRyw)) {
+    r.read_your_writes = *v;
+  }
+  if (auto v = in.seconds("read_your_writes_window")) {
+    r.read_your_writes_window = *v;
+  }
+  if (auto v = in.seconds("health_check_period")) {
+    r.health_check_period = *v;
+    if (v->count() < 10) {
+      diag.error(in.source_of("health_check_period"), "'health_check_period' must be at least 0.01 s");
+    }
+  }
+  r.health_check_user = in.string("health_check_user");
+  r.health_check_password = in.string("health_check_password");
+  auto string_list = [&](std::string_view key, std::vector<std::string>& out) {
+    const toml::node* node = in.get(key);
+    if (node == nullptr) {
+      return;
+    }
+    const auto* array = node->as_array();
+    bool ok = array != nullptr;
+    for (std::size_t i = 0; ok && i < array->size(); ++i) {
+      const auto* item = array->get(i)->as_string();
+      ok = item != nullptr && !item->get().empty();
+      if (ok) {
+        out.push_back(item->get());
+      }
+    }
+    if (!ok) {
+      diag.error(node->source(), fmt::format("'{}' must be an array of function names", key));
+    }
+  };
+  string_list("read_only_functions", r.read_only_functions);
+  string_list("write_functions", r.write_functions);
+  if (const toml::node* node = in.get("replica_weights")) {
+    const auto* array = node->as_array();
+    bool ok = array != nullptr && array->size() == db.replicas.size();
+    for (std::size_t i = 0; ok && i < array->size(); ++i) {
+      const auto* w = array->get(i)->as_integer();
+      ok = w != nullptr && w->get() >= 0 && w->get() <= 1000;
+      if (ok) {
+        r.replica_weights.push_back(static_cast<int>(w->get()));
+      }
+    }
+    if (!ok) {
+      diag.error(node->source(),
+                 "'replica_weights' must list one weight (0-1000) per replica, in order");
+    }
+  }
+  if (const toml::node* node = in.get("max_replica_lag")) {
+    // One bound or both: "16MB", "500ms", ["16MB", "2s"], or an integer (bytes).
+    std::vector<const toml::node*> items;
+    if (const auto* array = node->as_array()) {
+      for (std::size_t i = 0; i < array->size(); ++i) {
+        items.push_back(array->get(i));
+      }
+    } else {
+      items.push_back(node);
+    }
+    r.max_replica_lag_bytes = 0;
+    r.max_replica_lag_ms = 0;
+    for (const toml::node* item : items) {
+      std::optional<std::pair<std::int64_t, bool>> lag;
+      if (const auto* text = item->as_string()) {
+        lag = parse_lag(text->get());
+      } else if (const auto* number = item->as_integer(); number && number->get() >= 0) {
+        lag = std::pair{number->get(), true};
+      }
+      if (!lag) {
+        diag.error(item->source(), "'max_replica_lag' must be a size (\"16MB\") or a duration "
+                                   "(\"500ms\", \"2s\"), or a list of both");
+        continue;
+      }
+      (lag->second ? r.max_replica_lag_bytes : r.max_replica_lag_ms) = lag->first;
+    }
+  }
 }
 
 DatabaseConfig read_database(std::string_view name, const toml::table& table,
@@ -481,6 +631,7 @@ DatabaseConfig read_database(std::string_view name, const toml::table& table,
     diag.error(in.source_of("server_password"), "'server_password' needs 'server_user'");
   }
   read_timeouts(in, db.timeouts);
+  read_routing(in, db, diag);
   in.report_unknown_keys();
   return db;
 }

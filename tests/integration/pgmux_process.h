@@ -31,7 +31,7 @@ struct PgmuxOptions {
 struct PgmuxConfigOptions {
   std::string pool_mode = "transaction";  // "session" | "transaction" | "statement"
   int pool_size = 10;
-  bool replica = true;                    // route reads to the fixture's replica
+  bool replica = false;                   // list the fixture's replica: reads are routed to it
   int workers = 1;
   std::string log_level = "debug";
   std::string pgmux_extra;     // TOML lines added to [pgmux], e.g. "query_wait_timeout = 1"

@@ -1,0 +1,166 @@
+#include "pooler/app/routing_monitor.h"
+
+#include <libpq-fe.h>
+#include <spdlog/spdlog.h>
+
+#include "pooler/config/config.h"
+
+namespace pooler::app {
+namespace {
+
+// How often the volatile-function list is read again (new functions, ALTER FUNCTION).
+constexpr std::chrono::seconds kPolicyRefresh{300};
+// A failed read is retried sooner.
+constexpr std::chrono::seconds kPolicyRetry{5};
+
+std::vector<config::HostPort> hosts_of(const config::DatabaseConfig& db) {
+  std::vector<config::HostPort> hosts{db.primary};
+  hosts.insert(hosts.end(), db.replicas.begin(), db.replicas.end());
+  return hosts;
+}
+
+// The volatile functions of `db`, read on the host that is primary (tried in order: the one
+// that is not in recovery answers the query as well as any).
+std::optional<std::vector<std::string>> read_volatile_functions(
+    const config::DatabaseConfig& db, const std::pair<std::string, std::string>& login,
+    std::string& error) {
+  for (const auto& host : hosts_of(db)) {
+    const std::string port = std::to_string(host.port);
+    const char* keys[] = {"host", "port", "user", "password", "dbname", "connect_timeout",
+                          "application_name", nullptr};
+    const char* values[] = {host.host.c_str(), port.c_str(), login.first.c_str(),
+                            login.second.c_str(), db.dbname.c_str(), "5", "pgmux-routing", nullptr};
+    PGconn* conn = PQconnectdbParams(keys, values, 0);
+    if (PQstatus(conn) != CONNECTION_OK) {
+      error = PQerrorMessage(conn);
+      PQfinish(conn);
+      continue;
+    }
+    PGresult* res = PQexec(conn, router::FunctionPolicy::volatile_functions_query());
+    std::optional<std::vector<std::string>> names;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+      names.emplace();
+      for (int i = 0; i < PQntuples(res); ++i) {
+        names->emplace_back(PQgetvalue(res, i, 0));
+      }
+    } else {
+      error = PQresultErrorMessage(res);
+    }
+    PQclear(res);
+    PQfinish(conn);
+    if (names) {
+      return names;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+RoutingMonitor::RoutingMonitor(net::Loop& loop, std::shared_ptr<const config::Config> config,
+                               PublishHealth publish_health, PublishPolicy publish_policy)
+    : loop_(loop),
+      config_(std::move(config)),
+      publish_health_(std::move(publish_health)),
+      publish_policy_(std::move(publish_policy)) {}
+
+RoutingMonitor::~RoutingMonitor() { stop(); }
+
+std::optional<std::pair<std::string, std::string>> RoutingMonitor::credentials(
+    const config::Config& config, const config::DatabaseConfig& db) {
+  if (db.routing.health_check_user) {
+    return std::pair{*db.routing.health_check_user, db.routing.health_check_password.value_or("")};
+  }
+  if (db.server_user) {
+    return std::pair{*db.server_user, db.server_password.value_or("")};
+  }
+  for (const auto& [name, user] : config.users) {
+    if (user.password_kind == config::PasswordKind::Plain && !user.password.empty()) {
+      return std::pair{name, user.password};
+    }
+  }
+  return std::nullopt;
+}
+
+void RoutingMonitor::start() {
+  bool any = false;
+  for (const auto& [name, db] : config_->databases) {
+    if (db.replicas.empty()) {
+      continue;
+    }
+    auto login = credentials(*config_, db);
+    if (!login) {
+      spdlog::warn("database {}: no user with a plaintext password for health checks "
+                   "(set health_check_user and health_check_password): reads stay on the primary",
+                   name);
+      continue;
+    }
+    any = true;
+    backend::HealthMonitorOptions options;
+    options.hosts = hosts_of(db);
+    options.user = login->first;
+    options.password = login->second;
+    options.dbname = db.dbname;
+    options.period = db.routing.health_check_period;
+    const std::string db_name = name;
+    auto monitor = std::make_unique<backend::HealthMonitor>(
+        loop_, std::move(options),
+        [this, db_name](std::shared_ptr<const backend::HealthSnapshot> snapshot) {
+          publish_health_(db_name, std::move(snapshot));
+        });
+    monitor->start();
+    monitors_.push_back(std::move(monitor));
+    // Until pg_proc is read: the configured lists, every other function on the primary.
+    publish_policy_(name, std::make_shared<const router::FunctionPolicy>(router::FunctionPolicy::unloaded(
+                              db.routing.read_only_functions, db.routing.write_functions)));
+  }
+  if (any) {
+    policy_thread_ = std::thread([this] { policy_thread_main(); });
+  }
+}
+
+void RoutingMonitor::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (policy_thread_.joinable()) {
+    policy_thread_.join();
+  }
+  monitors_.clear();
+}
+
+void RoutingMonitor::policy_thread_main() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    bool all_loaded = true;
+    for (const auto& [name, db] : config_->databases) {
+      if (db.replicas.empty()) {
+        continue;
+      }
+      auto login = credentials(*config_, db);
+      if (!login) {
+        continue;
+      }
+      lock.unlock();
+      std::string error;
+      auto names = read_volatile_functions(db, *login, error);
+      if (names) {
+        publish_policy_(name, std::make_shared<const router::FunctionPolicy>(
+                                  *names, db.routing.read_only_functions, db.routing.write_functions));
+        spdlog::debug("database {}: {} volatile functions read from pg_proc", name, names->size());
+      } else {
+        all_loaded = false;
+        spdlog::warn("database {}: cannot read volatile functions: {}", name, error);
+      }
+      lock.lock();
+      if (stopping_) {
+        return;
+      }
+    }
+    wake_.wait_for(lock, all_loaded ? kPolicyRefresh : kPolicyRetry, [this] { return stopping_; });
+  }
+}
+
+}  // namespace pooler::app

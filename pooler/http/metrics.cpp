@@ -1,0 +1,217 @@
+#include "pooler/http/metrics.h"
+
+#include <fmt/format.h>
+
+#include <map>
+#include <tuple>
+
+namespace pooler::http {
+namespace {
+
+// Label values escape backslash, double quote and newline (exposition format).
+std::string label(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string json_string(std::string_view v) {
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\u{:04x}", static_cast<int>(c));
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+using PoolKey = std::pair<std::string, std::string>;
+
+std::map<PoolKey, admin::PoolRow> merged(const admin::Snapshots& snaps) {
+  std::map<PoolKey, admin::PoolRow> out;
+  for (const auto& snap : snaps) {
+    for (const auto& p : snap.pools) {
+      auto [it, fresh] = out.try_emplace({p.database, p.user}, p);
+      if (fresh) {
+        continue;
+      }
+      auto& m = it->second;
+      m.size += p.size;
+      m.paused = m.paused || p.paused;
+      m.cl_active += p.cl_active;
+      m.cl_waiting += p.cl_waiting;
+      m.pinned += p.pinned;
+      m.stats.active += p.stats.active;
+      m.stats.idle += p.stats.idle;
+      m.stats.connecting += p.stats.connecting;
+      m.stats.draining += p.stats.draining;
+      m.stats.waiting += p.stats.waiting;
+      m.stats.max_wait_ms = std::max(m.stats.max_wait_ms, p.stats.max_wait_ms);
+      m.stats.leases += p.stats.leases;
+      m.stats.connect_failures += p.stats.connect_failures;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+bool any_live_backend(const admin::Snapshots& snaps) {
+  for (const auto& snap : snaps) {
+    for (const auto& p : snap.pools) {
+      if (p.stats.active + p.stats.idle > 0) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+std::string render_metrics(const admin::Snapshots& snaps) {
+  std::string out;
+  const auto pools = merged(snaps);
+
+  std::map<std::tuple<std::string, std::string, std::string>, int> clients;
+  int pinned = 0;
+  client::WorkerCounters c;
+  for (const auto& snap : snaps) {
+    for (const auto& cl : snap.clients) {
+      ++clients[{cl.database, cl.user, cl.state}];
+      pinned += cl.pins != 0 ? 1 : 0;
+    }
+    const auto& n = snap.counters;
+    c.clients_accepted += n.clients_accepted;
+    c.logins_failed += n.logins_failed;
+    c.queries += n.queries;
+    c.transactions += n.transactions;
+    c.bytes_in += n.bytes_in;
+    c.bytes_out += n.bytes_out;
+    c.prepared_hits += n.prepared_hits;
+    c.prepared_misses += n.prepared_misses;
+    c.pins += n.pins;
+    c.settings_syncs += n.settings_syncs;
+  }
+
+  header(out, "pgmux_clients", "gauge", "Client connections by database, user and state.");
+  for (const auto& [key, n] : clients) {
+    const auto& [db, user, state] = key;
+    out += fmt::format("pgmux_clients{{database=\"{}\",user=\"{}\",state=\"{}\"}} {}\n", label(db),
+                       label(user), label(state), n);
+  }
+
+  header(out, "pgmux_server_connections", "gauge",
+         "Backend connections to PostgreSQL by database, user and state.");
+  for (const auto& [key, p] : pools) {
+    const std::pair<std::string_view, int> states[] = {{"active", p.stats.active},
+                                                       {"idle", p.stats.idle},
+                                                       {"login", p.stats.connecting},
+                                                       {"draining", p.stats.draining}};
+    for (const auto& [state, n] : states) {
+      out +=
+          fmt::format("pgmux_server_connections{{database=\"{}\",user=\"{}\",state=\"{}\"}} {}\n",
+                      label(key.first), label(key.second), state, n);
+    }
+  }
+
+  int waiting = 0;
+  std::uint64_t max_wait_ms = 0;
+  for (const auto& [key, p] : pools) {
+    waiting += p.stats.waiting;
+    max_wait_ms = std::max(max_wait_ms, p.stats.max_wait_ms);
+  }
+  header(out, "pgmux_clients_waiting", "gauge", "Clients waiting for a backend.");
+  out += fmt::format("pgmux_clients_waiting {}\n", waiting);
+  header(out, "pgmux_max_wait_seconds", "gauge", "Longest current wait for a backend.");
+  out += fmt::format("pgmux_max_wait_seconds {:.3f}\n", static_cast<double>(max_wait_ms) / 1000.0);
+
+  header(out, "pgmux_pool_size", "gauge", "Configured backends per pool (all workers).");
+  for (const auto& [key, p] : pools) {
+    out += fmt::format("pgmux_pool_size{{database=\"{}\",user=\"{}\"}} {}\n", label(key.first),
+                       label(key.second), p.size);
+  }
+  header(out, "pgmux_pool_paused", "gauge", "1 while the pool is paused (admin PAUSE).");
+  for (const auto& [key, p] : pools) {
+    out += fmt::format("pgmux_pool_paused{{database=\"{}\",user=\"{}\"}} {}\n", label(key.first),
+                       label(key.second), p.paused ? 1 : 0);
+  }
+  header(out, "pgmux_server_assignments_total", "counter", "Backends handed to clients.");
+  for (const auto& [key, p] : pools) {
+    out += fmt::format("pgmux_server_assignments_total{{database=\"{}\",user=\"{}\"}} {}\n",
+                       label(key.first), label(key.second), p.stats.leases);
+  }
+  header(out, "pgmux_server_connect_failures_total", "counter",
+         "Failed connections or logins to PostgreSQL.");
+  for (const auto& [key, p] : pools) {
+    out += fmt::format("pgmux_server_connect_failures_total{{database=\"{}\",user=\"{}\"}} {}\n",
+                       label(key.first), label(key.second), p.stats.connect_failures);
+  }
+
+  const std::tuple<std::string_view, std::string_view, std::uint64_t> counters[] = {
+      {"pgmux_queries_total", "Queries and Syncs forwarded to PostgreSQL.", c.queries},
+      {"pgmux_transactions_total", "Transactions completed (ReadyForQuery idle after work).",
+       c.transactions},
+      {"pgmux_bytes_received_total", "Bytes received from clients.", c.bytes_in},
+      {"pgmux_bytes_sent_total", "Bytes sent to clients.", c.bytes_out},
+      {"pgmux_prepared_statement_cache_hits_total", "Prepared statements a backend already had.",
+       c.prepared_hits},
+      {"pgmux_prepared_statement_cache_misses_total",
+       "Prepared statements pgmux had to prepare on a backend.", c.prepared_misses},
+      {"pgmux_logins_failed_total", "Client logins refused.", c.logins_failed},
+      {"pgmux_clients_accepted_total", "Client connections accepted.", c.clients_accepted},
+      {"pgmux_pins_total", "Times a client was pinned to its backend.", c.pins},
+      {"pgmux_settings_syncs_total", "Backends brought to a client's settings.", c.settings_syncs},
+  };
+  for (const auto& [name, help, value] : counters) {
+    header(out, name, "counter", help);
+    out += fmt::format("{} {}\n", name, value);
+  }
+  header(out, "pgmux_pinned_clients", "gauge", "Clients pinned to their backend.");
+  out += fmt::format("pgmux_pinned_clients {}\n", pinned);
+  std::size_t statements = 0;
+  for (const auto& snap : snaps) {
+    statements += snap.prepared_statements;
+  }
+  header(out, "pgmux_prepared_statements", "gauge", "Distinct prepared statements (all workers).");
+  out += fmt::format("pgmux_prepared_statements {}\n", statements);
+  return out;
+}
+
+std::string render_pools_json(const admin::Snapshots& snaps) {
+  std::string out = "[";
+  bool first = true;
+  for (const auto& [key, p] : merged(snaps)) {
+    out += first ? "\n" : ",\n";
+    first = false;
+    out += fmt::format(
+        "  {{\"database\": {}, \"user\": {}, \"pool_mode\": {}, \"pool_size\": {}, "
+        "\"paused\": {}, \"cl_active\": {}, \"cl_waiting\": {}, \"sv_active\": {}, "
+        "\"sv_idle\": {}, \"sv_login\": {}, \"sv_draining\": {}, \"maxwait_ms\": {}, "
+        "\"pinned\": {}, \"server_assignments\": {}, \"connect_failures\": {}, "
+        "\"last_error\": {}}}",
+        json_string(key.first), json_string(key.second), json_string(config::to_string(p.mode)),
+        p.size, p.paused ? "true" : "false", p.cl_active, p.cl_waiting, p.stats.active,
+        p.stats.idle, p.stats.connecting, p.stats.draining, p.stats.max_wait_ms, p.pinned,
+        p.stats.leases, p.stats.connect_failures, json_string(p.last_error));
+  }
+  return out + "\n]\n";
+}
+
+}  // namespace pooler::http
