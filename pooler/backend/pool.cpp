@@ -134,7 +134,8 @@ void Pool::wait_for_server_params(PoolWaiter& waiter) {
 
 bool Pool::expired(const BackendConn& backend, std::uint64_t now_ms) const {
   const auto lifetime = static_cast<std::uint64_t>(settings_.timeouts.server_lifetime.count());
-  return closing_all_ || (lifetime > 0 && now_ms - backend.created_ms() >= lifetime);
+  return closing_all_ || backend.id() < retire_below_id_ ||
+         (lifetime > 0 && now_ms - backend.created_ms() >= lifetime);
 }
 
 void Pool::spawn_if_needed(std::uint64_t now_ms) {
@@ -198,7 +199,8 @@ void Pool::hand_over(BackendConn& backend) {
   POOLER_DCHECK(backend.state() == BackendState::Idle, "hand over an idle backend");
   const std::uint64_t now = net::now_ms(loop_);
   if (expired(backend, now)) {
-    backend.close(closing_all_ ? "reconnect requested" : "server_lifetime reached");
+    backend.close(closing_all_ || backend.id() < retire_below_id_ ? "reconnect requested"
+                                                                  : "server_lifetime reached");
     return;
   }
   if (!waiters_.empty() && !paused_) {
@@ -369,6 +371,7 @@ void Pool::tick(std::uint64_t now_ms) {
 }
 
 void Pool::close_idle() {
+  retire_below_id_ = next_id_;  // the backends in use now close when released
   closing_all_ = true;
   auto idle = idle_;
   for (BackendConn* b : idle) {

@@ -136,6 +136,7 @@ class Pool {
   std::uint64_t connect_failures_ = 0;
   bool closing_all_ = false;
   bool paused_ = false;
+  std::uint64_t retire_below_id_ = 0;  // RECONNECT: older backends close when released
   std::shared_ptr<Pool*> self_ = std::make_shared<Pool*>(this);  // for callbacks that may outlive it
 };
 
