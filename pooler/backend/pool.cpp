@@ -238,16 +238,21 @@ void Pool::on_orphan_ready(BackendConn& backend) {
   if (backend.state() != BackendState::Draining) {
     return;
   }
+  if (backend.copy_in && backend.cancels_in_flight == 0) {
+    // The server waits for COPY data that will never come (a cancel does not interrupt
+    // that wait): CopyFail ends the COPY with an error, which completes the COPY's own
+    // Query or Execute entry; what follows is handled when the queue drains.
+    wire::WriteBuffer out;
+    out.begin_message('f').cstring("client disconnected during COPY");
+    backend.copy_in = false;
+    backend.send(out.data());
+    return;
+  }
   if (!backend.expected().empty() || backend.cancels_in_flight > 0) {
     return;  // more replies to come, or a cancel that must land before anything else runs
   }
   wire::WriteBuffer out;
-  if (backend.copy_in) {
-    // CopyFail ('f'): ends the COPY with an error; the server then sends ReadyForQuery.
-    out.begin_message('f').cstring("client disconnected");
-    backend.copy_in = false;
-    backend.expected().expect_hidden(Reply::Sync);
-  } else if (backend.unsynced) {
+  if (backend.unsynced) {
     wire::encode_sync(out);
     backend.unsynced = false;
     backend.expected().expect_hidden(Reply::Sync);

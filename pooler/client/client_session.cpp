@@ -1585,8 +1585,8 @@ void ClientSession::begin_close(std::string reason) {
       note_write_done();
     }
     backend::Pool& pool = b->pool();
-    if (!b->expected().empty() && !b->expected().front_hidden()) {
-      pool.cancel_query(*b);  // its query is still running
+    if (!b->copy_in && !b->expected().empty() && !b->expected().front_hidden()) {
+      pool.cancel_query(*b);  // its query is still running (a COPY gets CopyFail instead)
     }
     if (mode_ == config::PoolMode::Session || pins_ != 0) {
       b->needs_reset = true;

@@ -1203,16 +1203,9 @@ TEST_F(TxPoolTest, DisconnectWithoutSyncLeavesBackendClean) {
 // A client leaving in the middle of COPY FROM STDIN: nothing it sent is committed and the
 // backend serves the next client. (query_wait_timeout 2 s and lock_timeout keep a failure
 // from hanging the suite.)
-// BUG: the backend stays in COPY forever. On the client's disconnect pgmux sends a
-// CancelRequest and parks the backend as an orphan that first waits for the COPY's
-// ReadyForQuery; but PostgreSQL does not act on a cancel while it waits for COPY data, and
-// pgmux sends CopyFail only once nothing is owed any more (Pool::on_orphan_ready checks
-// expected().empty() before copy_in), so neither side moves. pg_stat_activity:
-// "active | ClientRead | COPY txpool_copy_... FROM STDIN" indefinitely, holding its table
-// lock (a DROP TABLE blocks). The pool still counts it against pool_size as a draining
-// backend (stats line "server connections 0 active 0 idle, 1 waiting"), so with
-// pool_size 1 every later query fails with query_wait_timeout.
-TEST_F(TxPoolTest, DISABLED_DisconnectDuringCopyInRollsBack) {
+// Regression: pgmux once waited for the COPY to end before sending CopyFail, while the
+// server waited for COPY data, so the backend stayed in COPY forever.
+TEST_F(TxPoolTest, DisconnectDuringCopyInRollsBack) {
   PgmuxConfigOptions options = pool(1);
   options.pgmux_extra = "query_wait_timeout = 2";
   ASSERT_TRUE(start(options));
