@@ -703,7 +703,11 @@ void ClientSession::on_lease_failed(const Error& error) {
   }
   transition(ClientState::Idle);
   const bool timeout = error.code == Errc::Timeout;
-  send_error("ERROR", timeout ? ss::kQueryCanceled : ss::kConnectionFailure, error.message);
+  send_error("ERROR",
+             !error.sqlstate.empty() ? error.sqlstate
+             : timeout               ? ss::kQueryCanceled
+                                     : ss::kConnectionFailure,
+             error.message);
   // The first buffered request gets the error; an extended-protocol one skips to Sync.
   auto frame = wire::peek_frame(inbuf_, wire::Phase::Regular, host_.config().general.max_message_size);
   if (frame && frame->has_value() && (**frame).type == 'Q') {
@@ -1534,6 +1538,15 @@ void ClientSession::tick(std::uint64_t now_ms) {
 }
 
 void ClientSession::cancel_running_query() {
+  if (state_ == ClientState::WaitingForBackend) {
+    // Not started yet: it ends as a cancelled statement would, without reaching a server.
+    if (lease_pool_ != nullptr) {
+      lease_pool_->cancel_wait(*this);
+    }
+    on_lease_failed(Error{Errc::Timeout, "canceling statement due to user request",
+                          ss::kQueryCanceled});
+    return;
+  }
   // Only the client's own work is cancelled, never a statement pgmux runs itself.
   if (backend_ != nullptr && !backend_->expected().empty() && !backend_->expected().front_hidden()) {
     backend_->pool().cancel_query(*backend_);
