@@ -259,12 +259,14 @@ void BackendConn::record_parameter(std::string_view name, std::string_view value
 
 void BackendConn::flush_forward(const std::byte* begin, const std::byte* end) {
   if (listener_ != nullptr && begin != end) {
+    forwarded_in_group_ = true;
     listener_->on_backend_data(std::span(begin, end));
   }
 }
 
 void BackendConn::emit_synthetic(const std::string& bytes) {
   if (listener_ != nullptr) {
+    forwarded_in_group_ = true;
     listener_->on_backend_data(std::as_bytes(std::span(bytes.data(), bytes.size())));
   }
 }
@@ -324,8 +326,15 @@ bool BackendConn::on_reply_frame(char type, std::span<const std::byte> body) {
       break;
     }
     case 'E':
-      if (m.failed_bind_statement != 0) {
-        drop_if_plan_changed(m.failed_bind_statement, body);
+      if (m.failed_bind_statement != 0 && plan_changed(body)) {
+        // Only this request's Sync is left and nothing of it reached the client: it can run
+        // again, transparently, once the statement is prepared afresh.
+        const bool retryable = expected_.size() == 1 && !forwarded_in_group_;
+        retire_statement(m.failed_bind_statement);
+        if (retryable && listener_ != nullptr && listener_->on_plan_changed()) {
+          expected_.hide_front();
+          return false;
+        }
       }
       if (m.error_in_hidden_query && listener_ != nullptr) {
         wire::Frame f{type, body, 0};
@@ -477,6 +486,9 @@ bool BackendConn::after_frame(const std::byte*) {
   if (sync_completed_) {
     sync_completed_ = false;
     const bool visible = std::exchange(sync_visible_, false);
+    if (visible) {
+      forwarded_in_group_ = false;
+    }
     if (std::exchange(probe_done_, false) && listener_ != nullptr) {
       listener_->on_probe_result(std::exchange(probe_value_, {}));
     }
@@ -494,12 +506,13 @@ bool BackendConn::after_frame(const std::byte*) {
 // "cached plan must not change result type" (0A000) after DDL: that statement can never run
 // again on this backend. Close it here so the next use prepares it afresh, instead of every
 // client meeting the error on this backend forever.
-void BackendConn::drop_if_plan_changed(std::uint64_t statement, std::span<const std::byte> body) {
-  wire::Frame f{'E', body, 0};
+bool BackendConn::plan_changed(std::span<const std::byte> error_body) {
+  wire::Frame f{'E', error_body, 0};
   auto err = wire::decode_error_response(f);
-  if (!err || err->sqlstate != "0A000" || err->message.find("cached plan") == std::string::npos) {
-    return;
-  }
+  return err && err->sqlstate == "0A000" && err->message.find("cached plan") != std::string::npos;
+}
+
+void BackendConn::retire_statement(std::uint64_t statement) {
   statement_failed(statement);
   wire::WriteBuffer out;
   std::string name = "pgmux_" + std::to_string(statement);

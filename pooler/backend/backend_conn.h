@@ -130,7 +130,8 @@ class BackendConn final : public net::Deletable,
   // Decides one frame whose body is complete; returns whether to forward it.
   bool on_reply_frame(char type, std::span<const std::byte> body);
   void record_parameter(std::string_view name, std::string_view value);
-  void drop_if_plan_changed(std::uint64_t statement, std::span<const std::byte> body);
+  static bool plan_changed(std::span<const std::byte> error_body);
+  void retire_statement(std::uint64_t statement);
   void flush_forward(const std::byte* begin, const std::byte* end);
   bool after_frame(const std::byte* at);
   bool needs_body(char type) const;
@@ -163,6 +164,7 @@ class BackendConn final : public net::Deletable,
   bool sync_completed_ = false;  // a ReadyForQuery just ended a Sync or Query
   bool sync_visible_ = false;    // ... the client's own
   bool probe_done_ = false;      // ... a probe, whose value is in probe_value_
+  bool forwarded_in_group_ = false;  // replies reached the client since its last Sync
   std::string probe_value_;
 
   std::list<std::uint64_t> lru_;

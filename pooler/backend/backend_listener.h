@@ -26,6 +26,10 @@ class BackendListener {
   virtual void on_backend_command_complete(std::string_view tag) = 0;
   // A statement pgmux injected for this client failed (e.g. applying its settings).
   virtual void on_backend_hidden_error(std::string_view message, std::string_view sqlstate) = 0;
+  // A statement's cached plan changed result type after DDL (pgmux has already closed it on
+  // this backend). True if the listener sends the failed request again, in which case the
+  // error is not shown; only asked when nothing of that request reached the client yet.
+  virtual bool on_plan_changed() { return false; }
   // The backend's write queue drained: the client may be read again.
   virtual void on_backend_writable() {}
   // The backend connection is gone; the client must not wait for more replies.

@@ -134,6 +134,12 @@ class ExpectedReplies {
   std::size_t size() const { return queue_.size(); }
   bool front_hidden() const { return !queue_.empty() && queue_.front().hidden; }
   bool front_probe() const { return !queue_.empty() && queue_.front().probe; }
+  // Makes the front entry pgmux's own: its replies no longer reach the client.
+  void hide_front() {
+    if (!queue_.empty()) {
+      queue_.front().hidden = true;
+    }
+  }
   // Forgets everything (the connection is gone).
   void clear() { queue_.clear(); }
 

@@ -795,6 +795,9 @@ std::size_t ClientSession::forward_frames(std::span<const std::byte> in) {
       continue;
     }
     discard_until_sync_ = discard_until_sync_ && f.type != 'S';
+    if (extras_ && renames_statements()) {
+      record_for_retry(in.subspan(used, f.size_on_wire), f.type);
+    }
     switch (f.type) {
       case 'Q': action = handle_query(f, repl); break;
       case 'P': action = handle_parse(f, repl); break;
@@ -1233,6 +1236,40 @@ void ClientSession::on_backend_data(std::span<const std::byte> bytes) {
   }
 }
 
+// Keeps the extended-protocol group in flight (up to its Sync) so that it can be sent again
+// if a named statement's cached plan turns out stale. Only clients with named statements
+// pay for it, and only small groups are kept.
+void ClientSession::record_for_retry(std::span<const std::byte> frame, char type) {
+  constexpr std::size_t kMaxGroup = 64 * 1024;
+  Extras& x = *extras_;
+  if (x.group_closed) {
+    x.group.clear();
+    x.group_closed = false;
+    x.group_too_big = false;
+  }
+  if (!x.group_too_big && x.group.size() + frame.size() <= kMaxGroup) {
+    x.group.insert(x.group.end(), frame.begin(), frame.end());
+  } else {
+    x.group_too_big = true;
+    x.group.clear();
+  }
+  if (type == 'S' || type == 'Q') {
+    x.group_closed = true;
+  }
+}
+
+bool ClientSession::on_plan_changed() {
+  if (!extras_ || extras_->retried || !extras_->group_closed || extras_->group_too_big ||
+      extras_->group.empty() || backend_ == nullptr || static_cast<char>(extras_->group[0]) == 'Q') {
+    return false;
+  }
+  extras_->retried = true;
+  SPDLOG_DEBUG("client {}: cached plan changed; preparing again and retrying", id_);
+  const std::vector<std::byte> group = extras_->group;  // forwarding records it anew
+  forward_frames(group);
+  return true;
+}
+
 void ClientSession::on_write_drained() {
   if (backend_ != nullptr) {
     backend_->resume_reading();
@@ -1349,6 +1386,9 @@ void ClientSession::on_client_parse_done(bool ok) {
 void ClientSession::on_backend_ready(bool visible) {
   if (backend_ == nullptr) {
     return;
+  }
+  if (visible && extras_) {
+    extras_->retried = false;
   }
   if (!visible) {
     // pgmux's own statement finished (after the client's): only the release may be due.

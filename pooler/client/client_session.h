@@ -83,6 +83,7 @@ class ClientSession final : public net::Deletable,
   void on_write_drained() override;
   // backend::BackendListener
   void on_backend_writable() override;
+  bool on_plan_changed() override;
   void on_backend_data(std::span<const std::byte> bytes) override;
   void on_backend_ready(bool visible) override;
   void on_statement_prepared(std::uint64_t id) override;
@@ -127,6 +128,7 @@ class ClientSession final : public net::Deletable,
   router::SessionView session_view();
   void note_write_done();
   std::size_t forward_frames(std::span<const std::byte> in);
+  void record_for_retry(std::span<const std::byte> frame, char type);
   void sync_settings();
   // What to do with one client frame: forward its bytes unchanged, or replace them with
   // what the handler wrote to `repl` (possibly nothing).
@@ -173,6 +175,12 @@ class ClientSession final : public net::Deletable,
     // one takes its name away again, as PostgreSQL never created it.
     std::deque<std::pair<std::string, std::uint64_t>> pending_parses;
     std::unique_ptr<AdminHandler> admin;  // set for admin console clients
+    // The messages since the last Sync, as the client sent them: sent again once if a
+    // statement's cached plan changed result type before any reply reached the client.
+    std::vector<std::byte> group;
+    bool group_closed = true;   // the last message recorded was a Sync
+    bool group_too_big = false;
+    bool retried = false;       // this group was already sent again
   };
   Extras& extras();
   bool tracking_effects() const {
