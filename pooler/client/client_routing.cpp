@@ -154,10 +154,13 @@ void ClientSession::note_write_done() {
 
 backend::Pool* ClientSession::route(const wire::Frame& frame) {
   lease_is_write_ = false;
+  if (db_config_->replicas.empty()) {
+    return pool_;  // no routing: the one pool, looked up at login
+  }
   const int primary = primary_host();
   auto pool_of = [&](int host) { return host_.pool_for(*db_config_, *user_config_, host); };
-  if (db_config_->replicas.empty() || mode_ == config::PoolMode::Session || pins_ != 0) {
-    lease_is_write_ = !db_config_->replicas.empty();
+  if (mode_ == config::PoolMode::Session || pins_ != 0) {
+    lease_is_write_ = true;
     return pool_of(primary);
   }
   // The text that decides: a Query, a Parse, or the statement a Bind names.

@@ -870,8 +870,12 @@ bool worth_scanning(std::string_view sql) {
     return true;  // a leading comment: let the scanner skip it
   }
   const std::string_view rest = sql.substr(i);
-  if (rest.find(';') != std::string_view::npos) {
-    return true;  // several statements: each may pin or change settings
+  // Several statements (a ';' followed by more than blanks): each may pin or change
+  // settings. A lone trailing ';', as pgbench sends, is not that.
+  if (const auto semi = rest.find(';'); semi != std::string_view::npos &&
+                                        rest.find_first_not_of(" \t\r\n;", semi) !=
+                                            std::string_view::npos) {
+    return true;
   }
   auto starts_with_keyword = [&](std::string_view kw) {
     return rest.size() > kw.size() &&
