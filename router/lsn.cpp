@@ -1,37 +1,12 @@
 #include "router/lsn.h"
 
+#include "pooler/base/lsn.h"
+
 #include <charconv>
 #include <cstdio>
 
 namespace router {
-namespace {
-
-std::optional<std::uint32_t> hex32(std::string_view s) {
-  if (s.empty() || s.size() > 8) {
-    return std::nullopt;
-  }
-  std::uint32_t v = 0;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 16);
-  if (ec != std::errc() || end != s.data() + s.size()) {
-    return std::nullopt;
-  }
-  return v;
-}
-
-}  // namespace
-
-std::optional<std::uint64_t> parse_lsn(std::string_view text) {
-  const std::size_t slash = text.find('/');
-  if (slash == std::string_view::npos) {
-    return std::nullopt;
-  }
-  const auto hi = hex32(text.substr(0, slash));
-  const auto lo = hex32(text.substr(slash + 1));
-  if (!hi || !lo) {
-    return std::nullopt;
-  }
-  return (static_cast<std::uint64_t>(*hi) << 32) | *lo;
-}
+std::optional<std::uint64_t> parse_lsn(std::string_view text) { return pooler::parse_lsn(text); }
 
 std::string format_lsn(std::uint64_t lsn) {
   char buf[24];

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "pooler/base/lsn.h"
 #include "pooler/config/config.h"
 
 namespace pooler::backend {
@@ -55,30 +56,7 @@ struct HealthSnapshot {
   std::uint64_t generation = 0;   // 1, 2, 3 ... per monitor
 };
 
-// "16/B374D848" (two hex numbers of 1-8 digits) -> 0x16B374D848.
-inline std::optional<std::uint64_t> parse_lsn(std::string_view text) {
-  const auto hex32 = [](std::string_view s) -> std::optional<std::uint32_t> {
-    std::uint32_t v = 0;
-    if (s.empty() || s.size() > 8) {
-      return std::nullopt;
-    }
-    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 16);
-    if (ec != std::errc() || end != s.data() + s.size()) {
-      return std::nullopt;
-    }
-    return v;
-  };
-  const std::size_t slash = text.find('/');
-  if (slash == std::string_view::npos) {
-    return std::nullopt;
-  }
-  const auto hi = hex32(text.substr(0, slash));
-  const auto lo = hex32(text.substr(slash + 1));
-  if (!hi || !lo) {
-    return std::nullopt;
-  }
-  return (static_cast<std::uint64_t>(*hi) << 32) | *lo;
-}
+using pooler::parse_lsn;  // "16/B374D848" -> 0x16B374D848 (pooler/base/lsn.h)
 
 inline bool valid_index(const HealthSnapshot& s, int index) {
   return index >= 0 && static_cast<std::size_t>(index) < s.hosts.size();
