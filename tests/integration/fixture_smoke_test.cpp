@@ -227,7 +227,9 @@ class PgmuxProcessTest : public ::testing::Test {
 // start() fills the placeholders, waits for the port, and stop() reports exit 0.
 TEST_F(PgmuxProcessTest, StandInStartsAndStopsCleanly) {
   PgmuxProcess pgmux;
-  ASSERT_TRUE(pgmux.start(PgmuxProcess::typical_config(), fake_options()));
+  PgmuxConfigOptions with_replica;
+  with_replica.replica = true;
+  ASSERT_TRUE(pgmux.start(PgmuxProcess::typical_config(with_replica), fake_options()));
   EXPECT_GT(pgmux.port(), 0);
   EXPECT_GT(pgmux.pid(), 0);
   EXPECT_TRUE(pgmux.running());
