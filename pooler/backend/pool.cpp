@@ -37,7 +37,7 @@ void Pool::set_scram_keys(const std::array<std::uint8_t, 32>& client_key,
   login_.server_key = server_key;
 }
 
-bool Pool::can_log_in() const { return !login_.password.empty() || login_.has_scram_keys; }
+bool Pool::has_credentials() const { return !login_.password.empty() || login_.has_scram_keys; }
 
 int Pool::live_count() const {
   int n = 0;
@@ -162,7 +162,7 @@ void Pool::spawn_if_needed(std::uint64_t now_ms) {
           static_cast<std::uint64_t>(settings_.reserve_timeout.count())) {
     limit += settings_.reserve_size;
   }
-  while (wanted > 0 && live < limit && now_ms >= next_connect_ms_ && can_log_in()) {
+  while (wanted > 0 && live < limit && now_ms >= next_connect_ms_) {
     spawn(now_ms);
     ++live;
     --wanted;

@@ -70,7 +70,9 @@ class Pool {
   // The SCRAM keys learnt from a client's login, when the config holds only a verifier.
   void set_scram_keys(const std::array<std::uint8_t, 32>& client_key,
                       const std::array<std::uint8_t, 32>& server_key);
-  bool can_log_in() const;
+  // Whether pgmux has a password or SCRAM keys for this pool's server login. Without them it
+  // still tries: the server may trust the connection.
+  bool has_credentials() const;
 
   // A leased backend now, or nullptr: then `waiter` is queued (FIFO) and hears later.
   BackendConn* lease(PoolWaiter& waiter, std::uint64_t now_ms);

@@ -450,7 +450,7 @@ Result<void> ClientSession::finish_auth() {
     return fail(Errc::Internal, "no pool for database \"" + db_config_->name + "\"");
   }
   auto& scram = login_->scram;
-  if (scram && scram->authenticated() && !pool_->can_log_in()) {
+  if (scram && scram->authenticated() && !pool_->has_credentials()) {
     // Only a verifier is configured: the client's proof gives the keys pgmux needs to log
     // in to PostgreSQL as this user, without ever knowing the password.
     pool_->set_scram_keys(scram->client_key(), host_.scram_verifier(*user_config_).server_key);
