@@ -1,0 +1,288 @@
+// ClientSession: the startup packet, authentication, and the login answer (also for the
+// admin console).
+
+#include "pooler/client/client_session.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+
+#include "pooler/client/client_session_util.h"
+#include "pooler/net/timer.h"
+#include "pooler/wire/md5_auth.h"
+#include "pooler/wire/sqlstate.h"
+
+namespace pooler::client {
+
+using namespace session_util;
+
+Result<void> ClientSession::handle_startup(const wire::Frame& frame) {
+  auto pkt = wire::decode_startup(frame);
+  if (!pkt) {
+    return std::unexpected(pkt.error());
+  }
+  switch (pkt->kind) {
+    case wire::StartupKind::SslRequest:
+    case wire::StartupKind::GssEncRequest: {
+      // No TLS yet: 'N' tells the client to continue in plaintext, as PostgreSQL does.
+      const std::byte no{'N'};
+      write(std::span(&no, 1));
+      return {};
+    }
+    case wire::StartupKind::CancelRequest:
+      host_.route_cancel(pkt->cancel_pid, pkt->cancel_secret);
+      begin_close("cancel request");
+      return {};
+    case wire::StartupKind::Startup: break;
+  }
+  login_ = std::make_unique<LoginState>();
+  login_->user = std::string(pkt->param("user"));
+  login_->database = std::string(pkt->param("database"));
+  if (login_->user.empty()) {
+    return fail(Errc::Protocol, "no PostgreSQL user name specified in startup packet",
+                ss::kInvalidAuthorization);
+  }
+  if (login_->database.empty()) {
+    login_->database = login_->user;
+  }
+  SessionSettings settings;
+  for (const auto& [key, value] : pkt->params) {
+    if (key == "options") {
+      for (auto& [name, v] : parse_options(value)) {
+        const std::string n = lower(name);
+        upsert(settings.items, n, "set_config(" + quote_literal(n) + ", " + quote_literal(v) + ", false)");
+        upsert(settings.reported, name, v);
+      }
+    } else if (!is_startup_only(key)) {
+      const std::string n = lower(key);
+      upsert(settings.items, n, "set_config(" + quote_literal(n) + ", " + quote_literal(value) + ", false)");
+      upsert(settings.reported, key, value);
+    }
+  }
+  std::sort(settings.items.begin(), settings.items.end());
+  settings.hash = hash_settings(settings.items);
+  startup_ = host_.intern_settings(std::move(settings));
+  settings_ = startup_;
+  config_ = host_.config_snapshot();
+  const config::Config& cfg = *config_;
+  if ((login_->database == "pgmux" || login_->database == "pgbouncer") &&
+      admin_factory_ != nullptr && cfg.find_database(login_->database) == nullptr) {
+    // The admin console: normal authentication, then finish_admin_auth().
+    login_->admin = true;
+    user_config_ = cfg.find_user(login_->user);
+    login_->user_known = user_config_ != nullptr;
+    transition(ClientState::Authenticating);
+    return start_auth();
+  }
+  db_config_ = cfg.find_database(login_->database);
+  if (db_config_ == nullptr) {
+    spdlog::info("client {} {}: unknown database \"{}\"", id_, peer(), login_->database);
+    ++host_.counters().logins_failed;
+    close_with_error(ss::kInvalidCatalogName,
+                     "database \"" + login_->database + "\" does not exist");
+    return {};
+  }
+  user_config_ = cfg.find_user(login_->user);
+  login_->user_known = user_config_ != nullptr;
+  transition(ClientState::Authenticating);
+  return start_auth();
+}
+
+Result<void> ClientSession::start_auth() {
+  wire::WriteBuffer& out = host_.scratch();
+  out.clear();
+  const bool known = login_->user_known;
+  if (known && user_config_->auth == config::AuthMethod::Trust) {
+    return finish_auth();
+  }
+  if (known && user_config_->auth == config::AuthMethod::Md5) {
+    wire::random_bytes(login_->md5_salt);
+    wire::encode_auth_md5(login_->md5_salt, out);
+  } else {
+    // SCRAM, also for unknown users: a verifier nobody can match, so the answer is the
+    // same "password authentication failed" whether the user exists or not.
+    login_->scram = std::make_unique<wire::ScramServer>(
+        known ? host_.scram_verifier(*user_config_)
+                    : wire::scram_verifier_for_plaintext(std::to_string(id_) + "-no-such-user"));
+    const std::string_view mechs[] = {"SCRAM-SHA-256"};
+    wire::encode_auth_sasl(mechs, out);
+  }
+  write(out.data());
+  return {};
+}
+
+Result<void> ClientSession::handle_auth(const wire::Frame& frame) {
+  const std::string failed = "password authentication failed for user \"" + login_->user + "\"";
+  auto& scram = login_->scram;
+  if (frame.type != 'p') {
+    return fail(Errc::Protocol, std::string("expected password response, got message type '") +
+                                    frame.type + "'");
+  }
+  if (!scram) {  // md5
+    auto password = wire::decode_password(frame);
+    if (!password) {
+      return std::unexpected(password.error());
+    }
+    const std::string expected =
+        wire::md5_salted_response(user_config_->password, login_->user, login_->md5_salt);
+    if (*password != expected) {
+      spdlog::info("client {} {}: {}", id_, peer(), failed);
+      return fail(Errc::Auth, failed);
+    }
+    return finish_auth();
+  }
+  wire::WriteBuffer& out = host_.scratch();
+  out.clear();
+  if (!scram->authenticated() && !login_->scram_started) {
+    auto initial = wire::decode_sasl_initial_response(frame);
+    if (!initial) {
+      return std::unexpected(initial.error());
+    }
+    if (initial->mechanism != "SCRAM-SHA-256") {
+      return fail(Errc::Protocol, "client selected an invalid SASL authentication mechanism");
+    }
+    auto server_first = scram->on_client_first(initial->data);
+    if (!server_first) {
+      return std::unexpected(server_first.error());
+    }
+    login_->scram_started = true;
+    wire::encode_auth_sasl_continue(*server_first, out);
+    write(out.data());
+    return {};
+  }
+  const std::string_view data(reinterpret_cast<const char*>(frame.body.data()), frame.body.size());
+  auto server_final = scram->on_client_final(data);
+  if (!server_final || !login_->user_known) {
+    spdlog::info("client {} {}: {}", id_, peer(), failed);
+    return fail(Errc::Auth, failed);
+  }
+  wire::encode_auth_sasl_final(*server_final, out);
+  write(out.data());
+  return finish_auth();
+}
+
+Result<void> ClientSession::finish_auth() {
+  if (login_->admin) {
+    return finish_admin_auth();
+  }
+  wire::WriteBuffer& out = host_.scratch();
+  out.clear();
+  wire::encode_auth_ok(out);
+  write(out.data());
+  mode_ = user_config_->pool_mode.value_or(db_config_->pool_mode);
+  pool_ = host_.pool_for(*db_config_, *user_config_, primary_host());
+  if (pool_ == nullptr) {
+    return fail(Errc::Internal, "no pool for database \"" + db_config_->name + "\"");
+  }
+  auto& scram = login_->scram;
+  if (scram && scram->authenticated() && !pool_->has_credentials()) {
+    // Only a verifier is configured: the client's proof gives the keys pgmux needs to log
+    // in to PostgreSQL as this user, without ever knowing the password.
+    pool_->set_scram_keys(scram->client_key(), host_.scram_verifier(*user_config_).server_key);
+  }
+  login_.reset();
+  std::array<std::uint8_t, 4> secret{};
+  wire::random_bytes(secret);
+  std::memcpy(&cancel_secret_, secret.data(), 4);
+  transition(ClientState::WaitingForParams);
+  pool_->wait_for_server_params(*this);
+  return {};
+}
+
+void ClientSession::on_server_params_ready() {
+  if (state_ != ClientState::WaitingForParams) {
+    return;
+  }
+  send_login_params();
+  transition(ClientState::Idle);
+  SPDLOG_DEBUG("client {} {}: logged in as {} to {}", id_, peer(), user(), database());
+  stream_.resume_reading();
+  process_buffered();
+}
+
+void ClientSession::send_login_params() {
+  wire::WriteBuffer& out = host_.scratch();
+  out.clear();
+  for (const auto& [name, value] : pool_->server_params()) {
+    std::string_view v = value;
+    for (const auto& [k, mine] : startup_->reported) {
+      if (k.size() == name.size() &&
+          std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+            return std::tolower(static_cast<unsigned char>(a)) ==
+                   std::tolower(static_cast<unsigned char>(b));
+          })) {
+        v = mine;
+      }
+    }
+    wire::encode(wire::ParameterStatus{name, v}, out);
+  }
+  wire::encode(wire::BackendKeyData{cancel_pid(), cancel_secret_}, out);
+  wire::encode(wire::ReadyForQuery{wire::TxStatus::Idle}, out);
+  write(out.data());
+}
+
+Result<void> ClientSession::finish_admin_auth() {
+  const auto& admins = config_->general.admin_users;
+  if (std::find(admins.begin(), admins.end(), user_config_->name) == admins.end()) {
+    spdlog::info("client {} {}: user \"{}\" refused on the admin console", id_, peer(),
+                 user_config_->name);
+    return fail(Errc::Auth, "not allowed to connect to the admin console",
+                ss::kInvalidAuthorization);
+  }
+  extras().admin = admin_factory_->make_admin_handler(*this);
+  std::array<std::uint8_t, 4> secret{};
+  wire::random_bytes(secret);
+  std::memcpy(&cancel_secret_, secret.data(), 4);
+  transition(ClientState::WaitingForParams);
+  transition(ClientState::Idle);
+  wire::WriteBuffer& out = host_.scratch();
+  out.clear();
+  wire::encode_auth_ok(out);
+  const std::pair<std::string_view, std::string_view> params[] = {
+      {"server_version", "15.0 (pgmux)"},
+      {"server_encoding", "UTF8"},
+      {"client_encoding", "UTF8"},
+      {"DateStyle", "ISO, MDY"},
+      {"integer_datetimes", "on"},
+      {"standard_conforming_strings", "on"},
+      {"application_name", "pgmux"},
+  };
+  for (const auto& [name, value] : params) {
+    wire::encode(wire::ParameterStatus{name, value}, out);
+  }
+  wire::encode(wire::BackendKeyData{cancel_pid(), cancel_secret_}, out);
+  wire::encode(wire::ReadyForQuery{wire::TxStatus::Idle}, out);
+  write(out.data());
+  spdlog::info("client {} {}: {} logged in to the admin console", id_, peer(), user());
+  return {};
+}
+
+void ClientSession::handle_admin_frame(const wire::Frame& frame) {
+  switch (frame.type) {
+    case 'X': begin_close("client sent Terminate"); return;
+    case 'Q': {
+      auto query = wire::decode_query(frame);
+      if (!query) {
+        close_with_error(ss::kProtocolViolation, query.error().message);
+        return;
+      }
+      extras_->admin->on_query(query->sql);
+      return;
+    }
+    case 'S': {
+      wire::WriteBuffer& out = host_.scratch();
+      out.clear();
+      wire::encode(wire::ReadyForQuery{wire::TxStatus::Idle}, out);
+      write(out.data());
+      return;
+    }
+    default:
+      send_error("ERROR", ss::kFeatureNotSupported,
+                 "the admin console supports only the simple query protocol");
+      return;
+  }
+}
+
+}  // namespace pooler::client
