@@ -326,6 +326,12 @@ bool BackendConn::on_reply_frame(char type, std::span<const std::byte> body) {
       break;
     }
     case 'E':
+      if (listener_ != nullptr && !forwarded_in_group_ && expected_.size() == 1 &&
+          !expected_.front_hidden() && has_sqlstate(body, "25006") &&
+          listener_->on_read_only_violation()) {
+        expected_.hide_front();  // its ReadyForQuery is not the client's either
+        return false;
+      }
       if (m.failed_bind_statement != 0 && plan_changed(body)) {
         // Only this request's Sync is left and nothing of it reached the client: it can run
         // again, transparently, once the statement is prepared afresh.
@@ -506,6 +512,12 @@ bool BackendConn::after_frame(const std::byte*) {
 // "cached plan must not change result type" (0A000) after DDL: that statement can never run
 // again on this backend. Close it here so the next use prepares it afresh, instead of every
 // client meeting the error on this backend forever.
+bool BackendConn::has_sqlstate(std::span<const std::byte> error_body, std::string_view sqlstate) {
+  wire::Frame f{'E', error_body, 0};
+  auto err = wire::decode_error_response(f);
+  return err && err->sqlstate == sqlstate;
+}
+
 bool BackendConn::plan_changed(std::span<const std::byte> error_body) {
   wire::Frame f{'E', error_body, 0};
   auto err = wire::decode_error_response(f);

@@ -30,6 +30,10 @@ class BackendListener {
   // this backend). True if the listener sends the failed request again, in which case the
   // error is not shown; only asked when nothing of that request reached the client yet.
   virtual bool on_plan_changed() { return false; }
+  // The server refused a statement as a write in a read-only transaction (SQLSTATE 25006)
+  // on a replica, before anything of the request reached the client. True if the listener
+  // runs the request again on the primary, in which case the error is not shown.
+  virtual bool on_read_only_violation() { return false; }
   // The backend's write queue drained: the client may be read again.
   virtual void on_backend_writable() {}
   // The backend connection is gone; the client must not wait for more replies.

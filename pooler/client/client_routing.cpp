@@ -154,11 +154,18 @@ void ClientSession::note_write_done() {
 
 backend::Pool* ClientSession::route(const wire::Frame& frame) {
   lease_is_write_ = false;
+  lease_on_replica_ = false;
   if (db_config_->replicas.empty()) {
     return pool_;  // no routing: the one pool, looked up at login
   }
   const int primary = primary_host();
   auto pool_of = [&](int host) { return host_.pool_for(*db_config_, *user_config_, host); };
+  if (force_primary_) {
+    force_primary_ = false;  // a request a replica refused: it may write
+    lease_is_write_ = true;
+    ++host_.counters().routed_primary;
+    return pool_of(primary);
+  }
   if (mode_ == config::PoolMode::Session || pins_ != 0) {
     lease_is_write_ = true;
     return pool_of(primary);
@@ -243,6 +250,7 @@ backend::Pool* ClientSession::route(const wire::Frame& frame) {
   switch (r.target) {
     case router::Target::Replica:
       ++host_.counters().routed_replica;
+      lease_on_replica_ = true;
       return pool_of(host_of[static_cast<std::size_t>(r.replica)]);
     case router::Target::Primary:
       ++host_.counters().routed_primary;

@@ -329,7 +329,8 @@ std::size_t ClientSession::forward_frames(std::span<const std::byte> in) {
       continue;
     }
     discard_until_sync_ = discard_until_sync_ && f.type != 'S';
-    if (extras_ && renames_statements()) {
+    if ((extras_ && renames_statements()) || lease_on_replica_) {
+      extras();  // a replica lease keeps its request, to run it on the primary if refused
       record_for_retry(in.subspan(used, f.size_on_wire), f.type);
     }
     switch (f.type) {
@@ -400,6 +401,19 @@ void ClientSession::on_backend_data(std::span<const std::byte> bytes) {
   }
 }
 
+bool ClientSession::on_read_only_violation() {
+  if (!lease_on_replica_ || !extras_ || extras_->retried || !extras_->group_closed ||
+      extras_->group_too_big || extras_->group.empty()) {
+    return false;
+  }
+  extras_->retried = true;
+  retry_on_primary_ = true;
+  ++host_.counters().replica_retries;
+  spdlog::info("client {}: a replica refused a statement as a write (25006); running it on the "
+               "primary", id_);
+  return true;
+}
+
 void ClientSession::on_write_drained() {
   if (backend_ != nullptr) {
     backend_->resume_reading();
@@ -433,6 +447,16 @@ void ClientSession::on_backend_ready(bool visible) {
     if (!settings_failed_ && mode_ != config::PoolMode::Session && pins_ == 0 &&
         backend_->is_releasable()) {
       release_backend();
+      if (retry_on_primary_ && state_ == ClientState::Idle && extras_) {
+        // The replica refused it as a write: the same request, from the start, on the
+        // primary. Nothing of it reached the client, so the client never knows.
+        retry_on_primary_ = false;
+        force_primary_ = true;
+        std::vector<std::byte> again = extras_->group;
+        again.insert(again.end(), inbuf_.begin(), inbuf_.end());
+        inbuf_ = std::move(again);
+        process_buffered();
+      }
     }
     return;
   }

@@ -84,6 +84,7 @@ class ClientSession final : public net::Deletable,
   // backend::BackendListener
   void on_backend_writable() override;
   bool on_plan_changed() override;
+  bool on_read_only_violation() override;
   void on_backend_data(std::span<const std::byte> bytes) override;
   void on_backend_ready(bool visible) override;
   void on_statement_prepared(std::uint64_t id) override;
@@ -212,6 +213,9 @@ class ClientSession final : public net::Deletable,
   backend::Pool* pool_ = nullptr;        // the primary's pool at login: server parameters
   backend::Pool* lease_pool_ = nullptr;  // the pool of the current lease or wait
   bool lease_is_write_ = false;          // the current lease was routed to the primary to write
+  bool lease_on_replica_ = false;        // the current lease is on a replica
+  bool retry_on_primary_ = false;        // a replica refused a write: run it again on the primary
+  bool force_primary_ = false;           // the next lease goes to the primary, whatever it is
   std::uint64_t write_done_ns_ = 0;      // read-your-writes: when the last write ended
   std::uint64_t commit_lsn_ = 0;         // ... and an LSN at or past its commit, once known
   backend::BackendConn* backend_ = nullptr;

@@ -45,6 +45,7 @@ struct WorkerCounters {
   std::uint64_t settings_syncs = 0;   // backends brought to a client's settings
   std::uint64_t routed_primary = 0;   // leases routed to the primary
   std::uint64_t routed_replica = 0;   // leases routed to a replica
+  std::uint64_t replica_retries = 0;  // requests a replica refused (25006), run on the primary
 };
 
 class SessionHost {

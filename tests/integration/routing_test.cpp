@@ -204,6 +204,43 @@ TEST_F(RoutingTest, PgbenchClean) {
   }
 }
 
+// SET default_transaction_read_only = on makes a plain BEGIN a read-only transaction, which
+// may run on the replica; after RESET, BEGIN goes to the primary again.
+TEST_F(RoutingTest, DefaultTransactionReadOnlyHonoured) {
+  ASSERT_TRUE(start());
+  auto c = client();
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(exec(c, "SET default_transaction_read_only = on").ok());
+  ASSERT_TRUE(exec(c, "BEGIN").ok());
+  EXPECT_EQ(port_of(c, "SELECT inet_server_port()"), pg().replica_port());
+  ASSERT_TRUE(exec(c, "COMMIT").ok());
+  ASSERT_TRUE(exec(c, "RESET default_transaction_read_only").ok());
+  ASSERT_TRUE(exec(c, "BEGIN").ok());
+  EXPECT_EQ(port_of(c, "SELECT inet_server_port()"), pg().primary_port());
+  ASSERT_TRUE(exec(c, "COMMIT").ok());
+}
+
+// A function listed in read_only_functions that writes after all: the replica refuses it
+// (25006) before any row reached the client, so pgmux runs it again on the primary and the
+// client gets its answer, by the simple and the extended protocol.
+TEST_F(RoutingTest, ReplicaRefusalRetriedOnPrimary) {
+  ASSERT_TRUE(exec(su_, "CREATE OR REPLACE FUNCTION routed_write() RETURNS int VOLATILE "
+                        "LANGUAGE sql AS $$ INSERT INTO routed (v) VALUES ('fn') RETURNING 1 $$;"
+                        "GRANT EXECUTE ON FUNCTION routed_write() TO app")
+                  .ok());
+  ASSERT_TRUE(pg().wait_replica_caught_up());
+  ASSERT_TRUE(start("read_only_functions = [\"routed_write\"]"));
+  auto c = client();
+  ASSERT_TRUE(c);
+  const auto before = std::stoi(query_value(su_, "SELECT count(*) FROM routed WHERE v = 'fn'").value_or("-1"));
+  EXPECT_EQ(query_value(c, "SELECT routed_write()"), "1");
+  auto r = exec_params(c.get(), "SELECT routed_write() + $1::int", {"0"});
+  EXPECT_TRUE(r.ok()) << r;
+  EXPECT_EQ(query_value(su_, "SELECT count(*) FROM routed WHERE v = 'fn'"), std::to_string(before + 2));
+  EXPECT_NE(pgmux_.log_text().find("refused a statement as a write"), std::string::npos)
+      << pgmux_.log_tail();
+}
+
 // Promotion: stop the primary, promote the replica, and writes through pgmux succeed against
 // the new primary within 10 s without restarting pgmux. Last: it leaves the cluster promoted.
 TEST_F(RoutingTest, ZzPromotionFollowed) {
