@@ -121,7 +121,8 @@ export async function withLimit(n, limit, fn) {
 }
 
 class Environment {
-  constructor() {
+  constructor(options = {}) {
+    this.withReplica = Boolean(options.replica) // a streaming replica, listed in `replicas`
     this.workDir = null
     this.clusterDir = null
     this.cluster = null // parsed cluster.env
@@ -241,7 +242,8 @@ class Environment {
     this.clusterDir = path.join(this.workDir, 'pg')
     const script = path.join(SOURCE_DIR, 'scripts', 'pg-cluster')
     try {
-      await execFileP(script, ['start', this.clusterDir, '--no-replica', '--watch-pid', String(process.pid)], {
+      const replica = this.withReplica ? [] : ['--no-replica']
+      await execFileP(script, ['start', this.clusterDir, ...replica, '--watch-pid', String(process.pid)], {
         timeout: 120_000,
       })
     } catch (err) {
@@ -262,6 +264,7 @@ stats_period = 0
 
 [databases.app]
 primary = "127.0.0.1:${this.cluster.PRIMARY_PORT}"
+${this.withReplica ? `replicas = ["127.0.0.1:${this.cluster.REPLICA_PORT}"]\nhealth_check_period = 0.1` : ''}
 pool_mode = "transaction"
 pool_size = ${POOL_SIZE}
 
@@ -413,8 +416,8 @@ auth = "scram-sha-256"
 
 // Registers before()/after() hooks that start and stop an environment for the calling
 // test file, and returns it (its fields are set once before() has run).
-export function useEnvironment() {
-  const env = new Environment()
+export function useEnvironment(options = {}) {
+  const env = new Environment(options)
   before(() => env.start(), { timeout: 180_000 })
   after(() => env.stop(), { timeout: 120_000 })
   return env
