@@ -61,6 +61,42 @@ std::string setting_value(std::string_view stmt) {
   return std::string(v);
 }
 
+// A lone BEGIN / START TRANSACTION (no mode given), as a simple Query.
+bool is_lone_begin(std::string_view sql) {
+  std::string t;
+  for (const char c : sql) {
+    if (c != ';') {
+      t += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+  }
+  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) {
+    t.pop_back();
+  }
+  std::size_t i = 0;
+  while (i < t.size() && std::isspace(static_cast<unsigned char>(t[i]))) {
+    ++i;
+  }
+  t.erase(0, i);
+  return t == "begin" || t == "begin transaction" || t == "begin work" || t == "start transaction";
+}
+
+// COMMIT / END / ROLLBACK / ABORT as a simple Query: the tag to answer with, or "".
+std::string_view ends_transaction(std::string_view sql) {
+  std::string t;
+  for (const char c : sql) {
+    if (c != ';' && !std::isspace(static_cast<unsigned char>(c))) {
+      t += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+  }
+  if (t == "commit" || t == "end" || t == "committransaction" || t == "commitwork") {
+    return "COMMIT";
+  }
+  if (t == "rollback" || t == "abort" || t == "rollbacktransaction" || t == "rollbackwork") {
+    return "ROLLBACK";
+  }
+  return {};
+}
+
 bool is_on(std::string_view v) { return v == "on" || v == "true" || v == "1" || v == "yes"; }
 
 // Whether a lease that starts with `analysis` may change data, so that the client's next
@@ -146,6 +182,36 @@ router::SessionView ClientSession::session_view() {
   return view;
 }
 
+// A lone BEGIN on a routed database is answered by pgmux and held back: the transaction's
+// first real request then decides the host together with it, so that BEGIN followed by
+// SET TRANSACTION READ ONLY (or by a read under default_transaction_read_only) can run on a
+// replica. An empty transaction never needs a backend.
+bool ClientSession::hold_back_begin(const wire::Frame& frame) {
+  if (frame.type != 'Q' || db_config_->replicas.empty() || mode_ != config::PoolMode::Transaction ||
+      pins_ != 0) {
+    return false;
+  }
+  auto q = wire::decode_query(frame);
+  if (!q) {
+    return false;
+  }
+  wire::WriteBuffer out;
+  if (!held_begin_ && is_lone_begin(q->sql)) {
+    held_begin_ = true;
+    client_tx_ = wire::TxStatus::InBlock;
+    wire::encode(wire::CommandComplete{"BEGIN"}, out);
+  } else if (held_begin_ && !ends_transaction(q->sql).empty()) {
+    held_begin_ = false;
+    client_tx_ = wire::TxStatus::Idle;
+    wire::encode(wire::CommandComplete{ends_transaction(q->sql)}, out);
+  } else {
+    return false;
+  }
+  wire::encode(wire::ReadyForQuery{client_tx_}, out);
+  write(out.data());
+  return true;
+}
+
 void ClientSession::note_write_done() {
   lease_is_write_ = false;
   write_done_ns_ = net::now_ns();
@@ -196,6 +262,13 @@ backend::Pool* ClientSession::route(const wire::Frame& frame) {
     lease_is_write_ = true;
     ++host_.counters().routed_primary;
     return pool_of(primary);  // nothing to judge by: the primary is always right
+  }
+  std::string with_begin;
+  if (held_begin_) {
+    // The held-back BEGIN and this request decide together (see hold_back_begin).
+    with_begin = "BEGIN; " + std::string(sql);
+    sql = with_begin;
+    extended = false;
   }
   const parser::Analysis& analysis = host_.analysis_cache().get(sql, extended);
   const auto snapshot = host_.health(db_config_->name);

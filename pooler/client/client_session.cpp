@@ -216,6 +216,9 @@ void ClientSession::handle_idle_frame(const wire::Frame& frame, bool& consumed) 
     close_with_error(ss::kAdminShutdown, "pgmux is shutting down");
     return;
   }
+  if (hold_back_begin(frame)) {
+    return;  // answered here; the transaction starts on the backend its next request picks
+  }
   consumed = false;  // forwarded once linked
   backend::Pool* pool = route(frame);
   if (pool == nullptr) {
@@ -293,6 +296,14 @@ void ClientSession::link(backend::BackendConn& backend) {
   backend.attach(this, net::now_ms(host_.loop()));
   transition(ClientState::Linked);
   sync_settings();
+  if (held_begin_) {
+    // The BEGIN pgmux answered: it runs now, on the backend the next request chose.
+    held_begin_ = false;
+    wire::WriteBuffer out;
+    wire::encode(wire::Query{"BEGIN"}, out);
+    backend_->expected().expect_hidden(backend::Reply::Query);
+    backend_->send(out.data());
+  }
 }
 
 // ---- Forwarding while linked ----

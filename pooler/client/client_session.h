@@ -128,6 +128,7 @@ class ClientSession final : public net::Deletable,
   int primary_host() const;
   router::SessionView session_view();
   void note_write_done();
+  bool hold_back_begin(const wire::Frame& frame);
   std::size_t forward_frames(std::span<const std::byte> in);
   void record_for_retry(std::span<const std::byte> frame, char type);
   void sync_settings();
@@ -216,6 +217,7 @@ class ClientSession final : public net::Deletable,
   bool lease_on_replica_ = false;        // the current lease is on a replica
   bool retry_on_primary_ = false;        // a replica refused a write: run it again on the primary
   bool force_primary_ = false;           // the next lease goes to the primary, whatever it is
+  bool held_begin_ = false;              // pgmux answered a lone BEGIN; it runs at the next lease
   std::uint64_t write_done_ns_ = 0;      // read-your-writes: when the last write ended
   std::uint64_t commit_lsn_ = 0;         // ... and an LSN at or past its commit, once known
   backend::BackendConn* backend_ = nullptr;

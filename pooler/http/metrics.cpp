@@ -108,6 +108,9 @@ std::string render_metrics(const admin::Snapshots& snaps) {
     c.prepared_misses += n.prepared_misses;
     c.pins += n.pins;
     c.settings_syncs += n.settings_syncs;
+    c.routed_primary += n.routed_primary;
+    c.routed_replica += n.routed_replica;
+    c.replica_retries += n.replica_retries;
   }
 
   header(out, "pgmux_clients", "gauge", "Client connections by database, user and state.");
@@ -178,6 +181,12 @@ std::string render_metrics(const admin::Snapshots& snaps) {
       {"pgmux_clients_accepted_total", "Client connections accepted.", c.clients_accepted},
       {"pgmux_pins_total", "Times a client was pinned to its backend.", c.pins},
       {"pgmux_settings_syncs_total", "Backends brought to a client's settings.", c.settings_syncs},
+      {"pgmux_routed_primary_total", "Leases routed to the primary (databases with replicas).",
+       c.routed_primary},
+      {"pgmux_routed_replica_total", "Leases routed to a replica.", c.routed_replica},
+      {"pgmux_replica_retries_total",
+       "Requests a replica refused as writes (25006), run again on the primary.",
+       c.replica_retries},
   };
   for (const auto& [name, help, value] : counters) {
     header(out, name, "counter", help);

@@ -220,6 +220,31 @@ TEST_F(RoutingTest, DefaultTransactionReadOnlyHonoured) {
   ASSERT_TRUE(exec(c, "COMMIT").ok());
 }
 
+// BEGIN and SET TRANSACTION READ ONLY as separate messages: the transaction may run on the
+// replica; a plain BEGIN followed by a read stays on the primary; an empty transaction works.
+TEST_F(RoutingTest, BeginThenSetTransactionReadOnly) {
+  ASSERT_TRUE(start());
+  auto c = client();
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(exec(c, "BEGIN").ok());
+  EXPECT_EQ(PQtransactionStatus(c.get()), PQTRANS_INTRANS);
+  ASSERT_TRUE(exec(c, "SET TRANSACTION READ ONLY").ok());
+  EXPECT_EQ(port_of(c, "SELECT inet_server_port()"), pg().replica_port());
+  EXPECT_EQ(port_of(c, "SELECT inet_server_port()"), pg().replica_port());
+  ASSERT_TRUE(exec(c, "COMMIT").ok());
+  ASSERT_TRUE(exec(c, "BEGIN").ok());
+  EXPECT_EQ(port_of(c, "SELECT inet_server_port()"), pg().primary_port());
+  ASSERT_TRUE(exec(c, "ROLLBACK").ok());
+  ASSERT_TRUE(exec(c, "BEGIN").ok());
+  ASSERT_TRUE(exec(c, "COMMIT").ok());
+  EXPECT_EQ(PQtransactionStatus(c.get()), PQTRANS_IDLE);
+  ASSERT_TRUE(exec(c, "BEGIN").ok());
+  EXPECT_EQ(port_of(c, "INSERT INTO routed (v) VALUES ('held') RETURNING inet_server_port()"),
+            pg().primary_port());
+  ASSERT_TRUE(exec(c, "COMMIT").ok());
+  EXPECT_EQ(query_value(su_, "SELECT count(*) > 0 FROM routed WHERE v = 'held'"), "t");
+}
+
 // A function listed in read_only_functions that writes after all: the replica refuses it
 // (25006) before any row reached the client, so pgmux runs it again on the primary and the
 // client gets its answer, by the simple and the extended protocol.
