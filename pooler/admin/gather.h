@@ -4,6 +4,9 @@
 // `home` once all have answered, unless `alive` has expired by then.
 
 #include <functional>
+#include <map>
+#include <string>
+#include <utility>
 #include <memory>
 #include <vector>
 
@@ -16,6 +19,9 @@ using Snapshots = std::vector<WorkerSnapshot>;  // ordered by worker index
 
 void gather(Control& control, net::Loop& home, std::weak_ptr<void> alive,
             std::function<void(Snapshots)> done);
+
+// Pools summed over workers, by (database, user): what SHOW POOLS and /metrics report.
+std::map<std::pair<std::string, std::string>, PoolRow> merged_pools(const Snapshots& snaps);
 
 // Runs `command` on every worker's loop (fire and forget).
 void for_each_worker(Control& control, const std::function<void(WorkerControl&)>& command);

@@ -52,33 +52,6 @@ std::pair<std::string, std::string> split_peer(const std::string& peer) {
   return {host, peer.substr(colon + 1)};
 }
 
-// Pools summed over workers, by (database, user).
-std::map<std::pair<std::string, std::string>, PoolRow> merged_pools(const Snapshots& snaps) {
-  std::map<std::pair<std::string, std::string>, PoolRow> out;
-  for (const auto& snap : snaps) {
-    for (const auto& p : snap.pools) {
-      auto [it, fresh] = out.try_emplace({p.database, p.user}, p);
-      if (fresh) {
-        continue;
-      }
-      PoolRow& m = it->second;
-      m.size += p.size;
-      m.paused = m.paused || p.paused;
-      m.cl_active += p.cl_active;
-      m.cl_waiting += p.cl_waiting;
-      m.pinned += p.pinned;
-      m.stats.active += p.stats.active;
-      m.stats.idle += p.stats.idle;
-      m.stats.connecting += p.stats.connecting;
-      m.stats.draining += p.stats.draining;
-      m.stats.waiting += p.stats.waiting;
-      m.stats.max_wait_ms = std::max(m.stats.max_wait_ms, p.stats.max_wait_ms);
-      m.stats.leases += p.stats.leases;
-      m.stats.connect_failures += p.stats.connect_failures;
-    }
-  }
-  return out;
-}
 
 Table show_pools(const Snapshots& snaps) {
   Table t = make_table({{"database", T},

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "pooler/admin/gather.h"
+
 #include <map>
 #include <tuple>
 
@@ -45,32 +47,6 @@ void header(std::string& out, std::string_view name, std::string_view type, std:
 
 using PoolKey = std::pair<std::string, std::string>;
 
-std::map<PoolKey, admin::PoolRow> merged(const admin::Snapshots& snaps) {
-  std::map<PoolKey, admin::PoolRow> out;
-  for (const auto& snap : snaps) {
-    for (const auto& p : snap.pools) {
-      auto [it, fresh] = out.try_emplace({p.database, p.user}, p);
-      if (fresh) {
-        continue;
-      }
-      auto& m = it->second;
-      m.size += p.size;
-      m.paused = m.paused || p.paused;
-      m.cl_active += p.cl_active;
-      m.cl_waiting += p.cl_waiting;
-      m.pinned += p.pinned;
-      m.stats.active += p.stats.active;
-      m.stats.idle += p.stats.idle;
-      m.stats.connecting += p.stats.connecting;
-      m.stats.draining += p.stats.draining;
-      m.stats.waiting += p.stats.waiting;
-      m.stats.max_wait_ms = std::max(m.stats.max_wait_ms, p.stats.max_wait_ms);
-      m.stats.leases += p.stats.leases;
-      m.stats.connect_failures += p.stats.connect_failures;
-    }
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -87,7 +63,7 @@ bool any_live_backend(const admin::Snapshots& snaps) {
 
 std::string render_metrics(const admin::Snapshots& snaps) {
   std::string out;
-  const auto pools = merged(snaps);
+  const auto pools = admin::merged_pools(snaps);
 
   std::map<std::tuple<std::string, std::string, std::string>, int> clients;
   int pinned = 0;
@@ -206,7 +182,7 @@ std::string render_metrics(const admin::Snapshots& snaps) {
 std::string render_pools_json(const admin::Snapshots& snaps) {
   std::string out = "[";
   bool first = true;
-  for (const auto& [key, p] : merged(snaps)) {
+  for (const auto& [key, p] : admin::merged_pools(snaps)) {
     out += first ? "\n" : ",\n";
     first = false;
     out += fmt::format(
