@@ -45,7 +45,6 @@ void header(std::string& out, std::string_view name, std::string_view type, std:
   out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
 
-using PoolKey = std::pair<std::string, std::string>;
 
 
 }  // namespace
