@@ -218,6 +218,29 @@ class TableReader {
     return value->get();
   }
 
+  // An array of non-empty strings; `what` names them in the error ("user names").
+  std::optional<std::vector<std::string>> strings(std::string_view key, std::string_view what) {
+    const toml::node* node = get(key);
+    if (node == nullptr) {
+      return std::nullopt;
+    }
+    std::vector<std::string> out;
+    const auto* array = node->as_array();
+    bool ok = array != nullptr;
+    for (std::size_t i = 0; ok && i < array->size(); ++i) {
+      const auto* item = array->get(i)->as_string();
+      ok = item != nullptr && !item->get().empty();
+      if (ok) {
+        out.push_back(item->get());
+      }
+    }
+    if (!ok) {
+      diag_.error(node->source(), fmt::format("'{}' must be an array of {}", key, what));
+      return std::nullopt;
+    }
+    return out;
+  }
+
   std::optional<std::int64_t> integer(std::string_view key, std::int64_t min, std::int64_t max) {
     const toml::node* node = get(key);
     if (node == nullptr) {
@@ -427,19 +450,8 @@ void read_general(const toml::table& table, GeneralConfig& out, Diagnostics& dia
     out.stats_period = *period;
   }
   read_timeouts(in, out.timeouts);
-  if (const toml::node* node = in.get("admin_users")) {
-    const auto* array = node->as_array();
-    bool ok = array != nullptr;
-    for (std::size_t i = 0; ok && i < array->size(); ++i) {
-      const auto* name = array->get(i)->as_string();
-      ok = name != nullptr && !name->get().empty();
-      if (ok) {
-        out.admin_users.push_back(name->get());
-      }
-    }
-    if (!ok) {
-      diag.error(node->source(), "'admin_users' must be an array of user names");
-    }
+  if (auto admins = in.strings("admin_users", "user names")) {
+    out.admin_users = std::move(*admins);
   }
   if (auto http = in.addresses("http_listen", /*allow_empty=*/false)) {
     if (http->size() != 1) {
@@ -516,26 +528,12 @@ void read_routing(TableReader& in, DatabaseConfig& db, Diagnostics& diag) {
   }
   r.health_check_user = in.string("health_check_user");
   r.health_check_password = in.string("health_check_password");
-  auto string_list = [&](std::string_view key, std::vector<std::string>& out) {
-    const toml::node* node = in.get(key);
-    if (node == nullptr) {
-      return;
-    }
-    const auto* array = node->as_array();
-    bool ok = array != nullptr;
-    for (std::size_t i = 0; ok && i < array->size(); ++i) {
-      const auto* item = array->get(i)->as_string();
-      ok = item != nullptr && !item->get().empty();
-      if (ok) {
-        out.push_back(item->get());
-      }
-    }
-    if (!ok) {
-      diag.error(node->source(), fmt::format("'{}' must be an array of function names", key));
-    }
-  };
-  string_list("read_only_functions", r.read_only_functions);
-  string_list("write_functions", r.write_functions);
+  if (auto names = in.strings("read_only_functions", "function names")) {
+    r.read_only_functions = std::move(*names);
+  }
+  if (auto names = in.strings("write_functions", "function names")) {
+    r.write_functions = std::move(*names);
+  }
   if (const toml::node* node = in.get("replica_weights")) {
     const auto* array = node->as_array();
     bool ok = array != nullptr && array->size() == db.replicas.size();
