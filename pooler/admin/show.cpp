@@ -137,10 +137,7 @@ Table show_stats(const Snapshots& snaps) {
   }
   client::WorkerCounters c;
   for (const auto& snap : snaps) {
-    c.transactions += snap.counters.transactions;
-    c.queries += snap.counters.queries;
-    c.bytes_in += snap.counters.bytes_in;
-    c.bytes_out += snap.counters.bytes_out;
+    c += snap.counters;
   }
   row("*", total_leases, c.transactions, c.queries, c.bytes_in, c.bytes_out);
   return t;

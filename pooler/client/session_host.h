@@ -46,6 +46,24 @@ struct WorkerCounters {
   std::uint64_t routed_primary = 0;   // leases routed to the primary
   std::uint64_t routed_replica = 0;   // leases routed to a replica
   std::uint64_t replica_retries = 0;  // requests a replica refused (25006), run on the primary
+
+  // Adds another worker's counters (SHOW STATS, /metrics).
+  WorkerCounters& operator+=(const WorkerCounters& o) {
+    clients_accepted += o.clients_accepted;
+    logins_failed += o.logins_failed;
+    queries += o.queries;
+    transactions += o.transactions;
+    bytes_in += o.bytes_in;
+    bytes_out += o.bytes_out;
+    prepared_hits += o.prepared_hits;
+    prepared_misses += o.prepared_misses;
+    pins += o.pins;
+    settings_syncs += o.settings_syncs;
+    routed_primary += o.routed_primary;
+    routed_replica += o.routed_replica;
+    replica_retries += o.replica_retries;
+    return *this;
+  }
 };
 
 class SessionHost {

@@ -72,20 +72,7 @@ std::string render_metrics(const admin::Snapshots& snaps) {
       ++clients[{cl.database, cl.user, cl.state}];
       pinned += cl.pins != 0 ? 1 : 0;
     }
-    const auto& n = snap.counters;
-    c.clients_accepted += n.clients_accepted;
-    c.logins_failed += n.logins_failed;
-    c.queries += n.queries;
-    c.transactions += n.transactions;
-    c.bytes_in += n.bytes_in;
-    c.bytes_out += n.bytes_out;
-    c.prepared_hits += n.prepared_hits;
-    c.prepared_misses += n.prepared_misses;
-    c.pins += n.pins;
-    c.settings_syncs += n.settings_syncs;
-    c.routed_primary += n.routed_primary;
-    c.routed_replica += n.routed_replica;
-    c.replica_retries += n.replica_retries;
+    c += snap.counters;
   }
 
   header(out, "pgmux_clients", "gauge", "Client connections by database, user and state.");
