@@ -171,12 +171,10 @@ const wire::ScramVerifier& Worker::scram_verifier(const config::UserConfig& user
 
 // Cancel keys: the pid is the worker index in bits 24..30 and the client's slot + 1 below,
 // so a CancelRequest that lands on any worker finds the right worker and client directly.
-std::int32_t Worker::register_cancel_key(client::ClientSession& session) {
+std::int32_t Worker::cancel_pid_for(const client::ClientSession& session) const {
   return static_cast<std::int32_t>((static_cast<std::uint32_t>(index_) << 24) |
                                    ((session.slot() + 1) & 0xFFFFFF));
 }
-
-void Worker::unregister_cancel_key(std::int32_t) {}
 
 std::shared_ptr<const client::SessionSettings> Worker::intern_settings(client::SessionSettings s) {
   // Keyed by items and reported values together; bounded so that clients sending unique

@@ -75,8 +75,7 @@ class Worker final : public client::SessionHost,
   client::PreparedRegistry& prepared() override { return registry_; }
   const wire::ScramVerifier& scram_verifier(const config::UserConfig& user) override;
   void route_cancel(std::int32_t pid, std::int32_t secret) override;
-  std::int32_t register_cancel_key(client::ClientSession& session) override;
-  void unregister_cancel_key(std::int32_t pid) override;
+  std::int32_t cancel_pid_for(const client::ClientSession& session) const override;
   void on_client_closed(client::ClientSession& session) override;
   wire::WriteBuffer& scratch() override { return scratch_; }
   client::WorkerCounters& counters() override { return counters_; }

@@ -37,7 +37,7 @@ std::string_view ClientSession::database() const {
 std::int32_t ClientSession::cancel_pid() const {
   return state_ == ClientState::AwaitingStartup || state_ == ClientState::Authenticating
              ? 0
-             : host_.register_cancel_key(const_cast<ClientSession&>(*this));
+             : host_.cancel_pid_for(*this);
 }
 
 ClientSession::Extras& ClientSession::extras() {

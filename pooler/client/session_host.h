@@ -86,9 +86,8 @@ class SessionHost {
   virtual const wire::ScramVerifier& scram_verifier(const config::UserConfig& user) = 0;
   // A CancelRequest received on this worker, for a client on any worker.
   virtual void route_cancel(std::int32_t pid, std::int32_t secret) = 0;
-  // A fresh cancel key for a client of this worker: pid carries the worker index.
-  virtual std::int32_t register_cancel_key(ClientSession& session) = 0;
-  virtual void unregister_cancel_key(std::int32_t pid) = 0;
+  // The pid of a client's cancel key: the worker index in bits 24..30, its slot below.
+  virtual std::int32_t cancel_pid_for(const ClientSession& session) const = 0;
   // The session has closed its socket; the host defers its deletion.
   virtual void on_client_closed(ClientSession& session) = 0;
   // Scratch output buffer shared by the worker's sessions (cleared by the user).
