@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "pooler/admin/gather.h"
+#include "pooler/admin/show_advice.h"
 #include "pooler/wire/sqlstate.h"
 
 namespace pooler::admin {
@@ -115,6 +116,10 @@ void AdminSession::run(const std::string& sql) {
   spdlog::info("admin {}: {}", session_.user(), sql);
   if (verb == "show") {
     const std::string what = lower(arg);
+    if (w.size() == 2 && (what == "queries" || what == "index_advice")) {
+      show_advice(what);
+      return;
+    }
     if (w.size() != 2 || !show_known(what)) {
       send_error(kSyntaxError, "unknown SHOW command: " + sql);
       return;
@@ -165,6 +170,25 @@ void AdminSession::run(const std::string& sql) {
   } else {
     send_error(kSyntaxError, "unknown admin command: " + sql);
   }
+}
+
+// pgmux's own SHOW QUERIES and SHOW INDEX_ADVICE (show_advice.h).
+void AdminSession::show_advice(const std::string& what) {
+  busy_ = true;
+  gather_each<std::vector<advice::ShapeRow>>(
+      control_, host_.loop(), alive_, [](WorkerControl& w) { return w.shapes(); },
+      [this, what](std::vector<std::vector<advice::ShapeRow>> rows) {
+        const auto shapes = merge_shapes(rows);
+        if (what == "index_advice") {
+          auto records = control_.advice_store().records();
+          overlay_live_counts(records, shapes);
+          send_table(show_index_advice(records));
+        } else {
+          send_table(show_queries(shapes));
+        }
+        busy_ = false;
+        run_next();
+      });
 }
 
 bool AdminSession::check_database(const std::string& db) {

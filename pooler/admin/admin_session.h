@@ -30,6 +30,7 @@ class AdminSession final : public client::AdminHandler {
   void send_error(std::string_view sqlstate, const std::string& message);
   // Runs a per-database command on every worker; false (error sent) if `db` is unknown.
   bool check_database(const std::string& db);
+  void show_advice(const std::string& what);
 
   client::ClientSession& session_;
   client::SessionHost& host_;

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "pooler/advice/advice_store.h"
+#include "pooler/advice/shape_stats.h"
 #include "pooler/backend/pool.h"
 #include "pooler/client/session_host.h"
 
@@ -60,6 +62,9 @@ struct WorkerSnapshot {
   std::uint64_t now_ms = 0;  // the worker's loop clock when taken
   client::WorkerCounters counters;
   std::size_t prepared_statements = 0;  // registry size
+  std::size_t query_shapes = 0;         // per-shape statistics kept
+  std::uint64_t parse_cache_hits = 0;
+  std::uint64_t parse_cache_misses = 0;
   std::vector<PoolRow> pools;
   std::vector<ClientRow> clients;
   std::vector<ServerRow> servers;
@@ -72,6 +77,8 @@ class WorkerControl {
   // `database` "" = every database.
   virtual void set_paused(std::string_view database, bool paused) = 0;
   virtual void kill(std::string_view database) = 0;       // closes its clients and backends
+  // Per-shape statistics, wall-clock times (SHOW QUERIES); empty when query_stats is off.
+  virtual std::vector<advice::ShapeRow> shapes() = 0;
   virtual void reconnect(std::string_view database) = 0;  // closes idle backends
 
  protected:
@@ -86,6 +93,8 @@ class Control {
   virtual void on_worker(int index, std::function<void(WorkerControl&)> task) = 0;
   virtual void reload() = 0;    // as SIGHUP
   virtual void shutdown() = 0;  // as SIGTERM
+  virtual const advice::AdviceStore& advice_store() const = 0;  // index advice records
+  virtual std::uint64_t samples_dropped() const = 0;  // advisor queue full
 
  protected:
   ~Control() = default;

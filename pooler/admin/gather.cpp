@@ -3,38 +3,18 @@
 #include <algorithm>
 
 namespace pooler::admin {
-namespace {
-
-// Shared by the posted tasks; only ever touched on `home`'s loop thread.
-struct Pending {
-  Snapshots snapshots;
-  int remaining = 0;
-  std::weak_ptr<void> alive;
-  std::function<void(Snapshots)> done;
-};
-
-}  // namespace
 
 void gather(Control& control, net::Loop& home, std::weak_ptr<void> alive,
             std::function<void(Snapshots)> done) {
-  const int n = control.worker_count();
-  auto pending = std::make_shared<Pending>();
-  pending->snapshots.resize(static_cast<std::size_t>(n));
-  pending->remaining = n;
-  pending->alive = std::move(alive);
-  pending->done = std::move(done);
-  for (int i = 0; i < n; ++i) {
-    control.on_worker(i, [pending, &home, i](WorkerControl& worker) {
-      auto snap = std::make_shared<WorkerSnapshot>(worker.snapshot());
-      snap->worker = i;
-      home.post([pending, snap, i] {
-        pending->snapshots[static_cast<std::size_t>(i)] = std::move(*snap);
-        if (--pending->remaining == 0 && !pending->alive.expired()) {
-          pending->done(std::move(pending->snapshots));
+  gather_each<WorkerSnapshot>(
+      control, home, std::move(alive),
+      [](WorkerControl& worker) { return worker.snapshot(); },
+      [done = std::move(done)](Snapshots snaps) {
+        for (std::size_t i = 0; i < snaps.size(); ++i) {
+          snaps[i].worker = static_cast<int>(i);
         }
+        done(std::move(snaps));
       });
-    });
-  }
 }
 
 void for_each_worker(Control& control, const std::function<void(WorkerControl&)>& command) {

@@ -88,6 +88,7 @@ void App::reload_now() {
   for (auto& w : workers_) {
     w->post_reload(next);
   }
+  apply_advice_config();
   spdlog::info("reload: configuration reloaded from {}", config_path_);
 }
 
@@ -115,6 +116,7 @@ int App::run() {
         }
       });
   routing.start();
+  apply_advice_config();
   uv_signal_t sigterm, sigint, sighup;
   uv_signal_init(&loop, &sigterm);
   uv_signal_init(&loop, &sigint);
@@ -151,6 +153,7 @@ int App::run() {
   uv_run(&loop, UV_RUN_DEFAULT);
   watcher.join();
   routing.stop();
+  stop_advisor();
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sighup), nullptr);

@@ -9,6 +9,9 @@
 #include <vector>
 
 #include "pooler/admin/control.h"
+#include "pooler/advice/advice_store.h"
+#include "pooler/advice/index_advisor.h"
+#include "pooler/advice/sample.h"
 #include "pooler/base/result.h"
 #include "pooler/config/config.h"
 
@@ -39,9 +42,17 @@ class App final : public admin::Control {
   void on_worker(int index, std::function<void(admin::WorkerControl&)> task) override;
   void reload() override;
   void shutdown() override;
+  const advice::AdviceStore& advice_store() const override { return advice_store_; }
+  std::uint64_t samples_dropped() const override { return sample_queue_.dropped(); }
+
+  // From any worker: a sample for the index advisor (dropped when its queue is full).
+  void submit_sample(advice::Sample&& sample) { sample_queue_.try_push(std::move(sample)); }
 
  private:
   void reload_now();
+  // The index advisor follows [index_advice] (app_advice.cpp): started when enabled.
+  void apply_advice_config();
+  void stop_advisor();
 
   std::shared_ptr<const config::Config> config_;
   std::string config_path_;
@@ -49,6 +60,9 @@ class App final : public admin::Control {
   std::uint16_t port_ = 0;
   int term_signals_ = 0;
   std::atomic<int> client_count_{0};
+  advice::SampleQueue sample_queue_{256};
+  advice::AdviceStore advice_store_;
+  std::unique_ptr<advice::IndexAdvisor> advisor_;
 };
 
 }  // namespace pooler::app

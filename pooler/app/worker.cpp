@@ -24,7 +24,42 @@ int share(int total, int count, int index) {
 }  // namespace
 
 Worker::Worker(App& app, int index, int worker_count, std::shared_ptr<const config::Config> config)
-    : app_(app), index_(index), worker_count_(worker_count), config_(std::move(config)) {}
+    : app_(app), index_(index), worker_count_(worker_count), config_(std::move(config)) {
+  apply_stats_config();
+}
+
+// Per-shape statistics follow [pgmux] query_stats and [index_advice] (sampling).
+void Worker::apply_stats_config() {
+  if (!config_->general.query_stats) {
+    shape_stats_.reset();
+    return;
+  }
+  const auto& advice = config_->index_advice;
+  advice::ShapeStats::Options o;
+  o.capacity = static_cast<std::size_t>(config_->general.max_query_shapes);
+  o.sampling = advice.enabled;
+  o.min_calls = static_cast<std::uint64_t>(advice.min_calls);
+  o.min_duration_ns = static_cast<std::uint64_t>(advice.min_duration.count()) * 1'000'000;
+  o.recheck_ms = static_cast<std::uint64_t>(advice.recheck_interval.count());
+  if (shape_stats_) {
+    shape_stats_->set_options(o);
+  } else {
+    shape_stats_ = std::make_unique<advice::ShapeStats>(o);
+  }
+}
+
+void Worker::submit_sample(advice::Sample&& sample) { app_.submit_sample(std::move(sample)); }
+
+std::vector<advice::ShapeRow> Worker::shapes() {
+  if (!shape_stats_) {
+    return {};
+  }
+  const auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+  return shape_stats_->snapshot(static_cast<std::int64_t>(wall) -
+                                static_cast<std::int64_t>(net::now_ms(loop_)));
+}
 
 Worker::~Worker() { join(); }
 
@@ -264,6 +299,7 @@ void Worker::post_reload(std::shared_ptr<const config::Config> config) {
   loop_.post([this, config = std::move(config)] {
     config_ = config;
     verifiers_.clear();
+    apply_stats_config();
     for (auto& [key, pool] : pools_) {
       const auto& s = pool->settings();
       const auto* db = config_->find_database(s.database);
@@ -362,6 +398,9 @@ admin::WorkerSnapshot Worker::snapshot() {
   snap.now_ms = net::now_ms(loop_);
   snap.counters = counters_;
   snap.prepared_statements = registry_.size();
+  snap.query_shapes = shape_stats_ ? shape_stats_->size() : 0;
+  snap.parse_cache_hits = analysis_cache_.hits();
+  snap.parse_cache_misses = analysis_cache_.misses();
   // A client's counts go to the first pool of its database and user (its primary's).
   std::map<std::pair<std::string, std::string>, std::size_t> pool_rows;
   std::map<const backend::BackendConn*, std::uint64_t> linked;

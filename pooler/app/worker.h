@@ -68,6 +68,9 @@ class Worker final : public client::SessionHost,
   std::shared_ptr<const backend::HealthSnapshot> health(std::string_view db) const override;
   const router::FunctionPolicy& function_policy(std::string_view db) const override;
   parser::AnalysisCache& analysis_cache() override { return analysis_cache_; }
+  advice::ShapeStats* shape_stats() override { return shape_stats_.get(); }
+  void submit_sample(advice::Sample&& sample) override;
+  std::vector<advice::ShapeRow> shapes() override;
   std::uint64_t& round_robin_counter() override { return round_robin_; }
   // Thread-safe: routing state published by the app's housekeeping loop.
   void post_health(std::string db, std::shared_ptr<const backend::HealthSnapshot> snapshot);
@@ -104,6 +107,8 @@ class Worker final : public client::SessionHost,
   std::map<std::string, wire::ScramVerifier, std::less<>> verifiers_;
   client::PreparedRegistry registry_;
   parser::AnalysisCache analysis_cache_;
+  std::unique_ptr<advice::ShapeStats> shape_stats_;  // null when query_stats is off
+  void apply_stats_config();
   std::uint64_t round_robin_ = 0;
   std::map<std::string, std::shared_ptr<const backend::HealthSnapshot>, std::less<>> health_;
   std::map<std::string, std::shared_ptr<const router::FunctionPolicy>, std::less<>> policies_;

@@ -55,6 +55,7 @@ void BackendConn::attach(BackendListener* listener, std::uint64_t now_ms) {
 
 void BackendConn::detach(std::uint64_t now_ms) {
   listener_ = nullptr;
+  timer.clear();
   last_used_ms_ = now_ms;
 }
 
@@ -321,6 +322,7 @@ bool BackendConn::on_reply_frame(char type, std::span<const std::byte> body) {
         }
       }
       if (listener_ != nullptr && m.disposition == Disposition::Forward) {
+        timer.on_command_complete(cc->tag);
         listener_->on_backend_command_complete(cc->tag);
       }
       break;
@@ -341,6 +343,9 @@ bool BackendConn::on_reply_frame(char type, std::span<const std::byte> body) {
           expected_.hide_front();
           return false;
         }
+      }
+      if (m.disposition == Disposition::Forward) {
+        timer.on_error();
       }
       if (m.error_in_hidden_query && listener_ != nullptr) {
         wire::Frame f{type, body, 0};

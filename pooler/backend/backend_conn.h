@@ -16,6 +16,7 @@
 #include "pooler/backend/backend_listener.h"
 #include "pooler/backend/backend_state.h"
 #include "pooler/backend/expected_replies.h"
+#include "pooler/backend/request_timer.h"
 #include "pooler/config/config.h"
 #include "pooler/net/loop.h"
 #include "pooler/net/tcp_stream.h"
@@ -109,6 +110,8 @@ class BackendConn final : public net::Deletable,
 
   // Bytes received and sent, for statistics.
   std::uint64_t queries = 0;
+  // The client's requests being timed for per-shape statistics (see RequestTimer).
+  RequestTimer timer;
 
  private:
   // StreamEvents

@@ -450,6 +450,9 @@ void ClientSession::on_backend_ready(bool visible) {
   if (backend_ == nullptr) {
     return;
   }
+  if (visible) {
+    finish_timed_requests();
+  }
   if (visible && extras_) {
     extras_->retried = false;
   }

@@ -152,6 +152,14 @@ class ClientSession final : public net::Deletable,
   void reset_settings();
   bool renames_statements() const;
 
+  // Per-shape statistics and index-advice samples (client_stats.cpp).
+  void count_query(std::string_view sql);
+  void count_unnamed_parse(std::string_view sql, std::span<const std::byte> param_types);
+  void count_bind(const wire::Bind& bind, std::uint64_t statement_id);
+  void finish_timed_requests();
+  std::uint32_t shape_slot(const parser::Analysis& analysis, std::uint64_t& key);
+  advice::Sample make_sample(const advice::ShapeRow& row, std::string_view sql);
+
   void send_error(std::string_view severity, std::string_view sqlstate, const std::string& message);
   void write(std::span<const std::byte> bytes);
   void begin_close(std::string reason);
@@ -183,6 +191,10 @@ class ClientSession final : public net::Deletable,
     bool group_closed = true;   // the last message recorded was a Sync
     bool group_too_big = false;
     bool retried = false;       // this group was already sent again
+    // Per-shape statistics of the unnamed statement last parsed (client_stats.cpp).
+    std::int64_t unnamed_slot = -1;
+    std::uint64_t unnamed_key = 0;
+    std::unique_ptr<advice::Sample> unnamed_sample;  // its sample, waiting for the Bind
   };
   Extras& extras();
   bool tracking_effects() const {

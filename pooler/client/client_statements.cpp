@@ -165,6 +165,7 @@ ClientSession::Action ClientSession::handle_query(const wire::Frame& frame, wire
     }
   }
   backend_->expected().expect(backend::Reply::Query);
+  count_query(q->sql);
   return Action::Forward;
 }
 
@@ -269,6 +270,9 @@ ClientSession::Action ClientSession::handle_parse(const wire::Frame& frame, wire
   }
   if (p->statement.empty() || !renames_statements()) {
     backend_->expected().expect(backend::Reply::ParseComplete);
+    if (p->statement.empty()) {
+      count_unnamed_parse(p->sql, p->param_types);
+    }
     return Action::Forward;
   }
   auto& statements = extras().statements;
@@ -338,12 +342,16 @@ ClientSession::Action ClientSession::handle_bind(const wire::Frame& frame, wire:
   if (!named || it == extras_->statements.end()) {
     // Unnamed, session mode, or unknown: PostgreSQL answers (unknown names get its error).
     backend_->expected().expect(backend::Reply::BindComplete);
+    if (b->statement.empty()) {
+      count_bind(*b, 0);
+    }
     return Action::Forward;
   }
   ensure_prepared(it->second, repl);
   char name_buf[32];
   wire::encode(wire::Bind{b->portal, server_statement_name(it->second, name_buf), b->rest}, repl);
   backend_->expected().expect(backend::Reply::BindComplete, it->second);
+  count_bind(*b, it->second);
   return Action::Replace;
 }
 

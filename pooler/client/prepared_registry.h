@@ -19,6 +19,8 @@ struct PreparedStatement {
   int clients = 0;          // how many client names refer to it
   bool sql_form = false;    // made by SQL PREPARE: `sql` is what follows the name
   bool validated = false;   // some backend accepted its Parse: valid SQL for this server
+  // Per-shape statistics: the fingerprint of `sql`, computed at its first Bind (0 = not yet).
+  mutable std::uint64_t fingerprint = 0;
 };
 
 // Hash map keyed by std::string that can be searched with a string_view.

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "parser/analysis_cache.h"
+#include "pooler/advice/sample.h"
+#include "pooler/advice/shape_stats.h"
 #include "pooler/backend/host_state.h"
 #include "pooler/backend/pool.h"
 #include "router/function_policy.h"
@@ -80,6 +82,10 @@ class SessionHost {
   virtual std::shared_ptr<const backend::HealthSnapshot> health(std::string_view db) const = 0;
   virtual const router::FunctionPolicy& function_policy(std::string_view db) const = 0;
   virtual parser::AnalysisCache& analysis_cache() = 0;
+  // Per-shape statistics of this worker; nullptr when [pgmux] query_stats is off.
+  virtual advice::ShapeStats* shape_stats() = 0;
+  // Hands a sample to the index advisor (dropped when its queue is full).
+  virtual void submit_sample(advice::Sample&& sample) = 0;
   virtual std::uint64_t& round_robin_counter() = 0;
   virtual PreparedRegistry& prepared() = 0;
   // The SCRAM verifier for a configured user (computed once from a plaintext password).

@@ -72,6 +72,27 @@ struct GeneralConfig {
   Timeouts timeouts;
   std::vector<std::string> admin_users;    // may use the admin console (database "pgmux")
   std::optional<HostPort> http_listen;     // /metrics, /healthz, /readyz, /pools; off when unset
+  bool query_stats = true;                 // per-shape statistics (SHOW QUERIES, index advice)
+  int max_query_shapes = 5000;             // shapes kept per worker; the least used are evicted
+};
+
+// [index_advice]: queries that lack an index, judged off the query path (issue 5).
+struct IndexAdviceConfig {
+  enum class Target : std::uint8_t { Primary, Replica };
+  bool enabled = false;
+  std::string file;                        // JSON-lines records; "" = not written
+  Target target = Target::Primary;         // where the EXPLAINs run
+  std::optional<std::string> user;         // who runs them (default: as the health checks)
+  std::optional<std::string> password;
+  std::int64_t min_calls = 20;             // a shape is sampled once it ran this often...
+  Millis min_duration{100};                // ...or once one call took this long (0 = never)
+  Millis recheck_interval{600'000};        // a shape is judged at most once per interval
+  int explain_rate = 20;                   // EXPLAINs per second, at most
+  std::int64_t min_table_pages = 1000;     // smaller tables never get advice
+  std::int64_t min_table_rows = 10'000;
+  double max_selectivity = 0.05;           // the filter must keep at most this share of rows
+  Millis statement_timeout{2000};          // on the advisor's connection
+  int sample_queue = 256;                  // samples waiting for the advisor; more are dropped
 };
 
 // Read/write routing of one database (issue 4). Active when the database has replicas.
@@ -123,6 +144,7 @@ struct Config {
   GeneralConfig general;
   std::map<std::string, DatabaseConfig, std::less<>> databases;  // by client-visible name
   std::map<std::string, UserConfig, std::less<>> users;
+  IndexAdviceConfig index_advice;
 
   const DatabaseConfig* find_database(std::string_view name) const;
   const UserConfig* find_user(std::string_view name) const;

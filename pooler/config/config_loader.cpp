@@ -266,6 +266,41 @@ class TableReader {
     return std::nullopt;
   }
 
+  std::optional<bool> boolean(std::string_view key) {
+    const toml::node* node = get(key);
+    if (node == nullptr) {
+      return std::nullopt;
+    }
+    const auto* value = node->as_boolean();
+    if (value == nullptr) {
+      type_error(key, *node, "true or false");
+      return std::nullopt;
+    }
+    return value->get();
+  }
+
+  // An integer or a float within [min, max].
+  std::optional<double> number(std::string_view key, double min, double max) {
+    const toml::node* node = get(key);
+    if (node == nullptr) {
+      return std::nullopt;
+    }
+    double value = 0;
+    if (const auto* integer = node->as_integer()) {
+      value = static_cast<double>(integer->get());
+    } else if (const auto* floating = node->as_floating_point()) {
+      value = floating->get();
+    } else {
+      type_error(key, *node, "a number");
+      return std::nullopt;
+    }
+    if (std::isnan(value) || value < min || value > max) {
+      diag_.error(node->source(), fmt::format("'{}' must be {}-{}, got {}", key, min, max, value));
+      return std::nullopt;
+    }
+    return value;
+  }
+
   // An integer or a float, in seconds ("0.5"); rounded to milliseconds.
   std::optional<Millis> seconds(std::string_view key) {
     const toml::node* node = get(key);
@@ -453,12 +488,68 @@ void read_general(const toml::table& table, GeneralConfig& out, Diagnostics& dia
   if (auto admins = in.strings("admin_users", "user names")) {
     out.admin_users = std::move(*admins);
   }
+  if (auto stats = in.boolean("query_stats")) {
+    out.query_stats = *stats;
+  }
+  if (auto shapes = in.integer("max_query_shapes", 16, 1'000'000)) {
+    out.max_query_shapes = static_cast<int>(*shapes);
+  }
   if (auto http = in.addresses("http_listen", /*allow_empty=*/false)) {
     if (http->size() != 1) {
       diag.error(in.source_of("http_listen"), "'http_listen' must be one \"host:port\"");
     } else {
       out.http_listen = std::move(http->front());
     }
+  }
+  in.report_unknown_keys();
+}
+
+void read_index_advice(const toml::table& table, IndexAdviceConfig& out, Diagnostics& diag) {
+  TableReader in(table, "[index_advice]", diag);
+  static constexpr std::array<Choice<IndexAdviceConfig::Target>, 2> kTargets{{
+      {"primary", IndexAdviceConfig::Target::Primary},
+      {"replica", IndexAdviceConfig::Target::Replica},
+  }};
+  if (auto enabled = in.boolean("enabled")) {
+    out.enabled = *enabled;
+  }
+  if (auto file = in.string("file", /*allow_empty=*/true)) {
+    out.file = std::move(*file);
+  }
+  if (auto target = in.choice("target", kTargets)) {
+    out.target = *target;
+  }
+  out.user = in.string("user");
+  out.password = in.string("password", /*allow_empty=*/true);
+  if (out.password && !out.user) {
+    diag.error(in.source_of("password"), "'password' in [index_advice] needs 'user'");
+  }
+  if (auto calls = in.integer("min_calls", 1, kIntMax)) {
+    out.min_calls = *calls;
+  }
+  if (auto duration = in.seconds("min_duration")) {
+    out.min_duration = *duration;
+  }
+  if (auto interval = in.seconds("recheck_interval")) {
+    out.recheck_interval = *interval;
+  }
+  if (auto rate = in.integer("explain_rate", 1, 1000)) {
+    out.explain_rate = static_cast<int>(*rate);
+  }
+  if (auto pages = in.integer("min_table_pages", 0, kIntMax)) {
+    out.min_table_pages = *pages;
+  }
+  if (auto rows = in.integer("min_table_rows", 0, kIntMax)) {
+    out.min_table_rows = *rows;
+  }
+  if (auto share = in.number("max_selectivity", 0.0, 1.0)) {
+    out.max_selectivity = *share;
+  }
+  if (auto timeout = in.seconds("statement_timeout")) {
+    out.statement_timeout = *timeout;
+  }
+  if (auto queue = in.integer("sample_queue", 1, 100'000)) {
+    out.sample_queue = static_cast<int>(*queue);
   }
   in.report_unknown_keys();
 }
@@ -717,7 +808,8 @@ Result<Config> read_config(const toml::table& root, std::string_view source_name
   const toml::table* general = top.table("pgmux");
   const toml::table* databases = top.table("databases");
   const toml::table* users = top.table("users");
-  top.report_unknown_keys(" (expected [pgmux], [databases.NAME] or [users.NAME])");
+  const toml::table* advice = top.table("index_advice");
+  top.report_unknown_keys(" (expected [pgmux], [databases.NAME], [users.NAME] or [index_advice])");
 
   // [pgmux] first: databases inherit its timeouts wherever it sits in the file.
   if (general != nullptr) {
@@ -735,6 +827,9 @@ Result<Config> read_config(const toml::table& root, std::string_view source_name
                  [&](std::string_view name, const toml::table& table) {
                    config.users.emplace(name, read_user(name, table, diag));
                  });
+  }
+  if (advice != nullptr) {
+    read_index_advice(*advice, config.index_advice, diag);
   }
   if (!top.has("databases") || (databases != nullptr && databases->empty())) {
     diag.error(databases != nullptr ? databases->source() : root.source(),

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "pooler/admin/gather.h"
+#include "pooler/admin/show_advice.h"
 #include "pooler/http/http_request.h"
 #include "pooler/http/metrics.h"
 #include "pooler/net/tcp_stream.h"
@@ -128,6 +129,17 @@ void HttpConnection::handle(const Request& request) {
     readyz();
     return;
   }
+  if (request.path == "/index_advice") {
+    admin::gather_each<std::vector<advice::ShapeRow>>(
+        server_.control(), server_.host().loop(), alive_,
+        [](admin::WorkerControl& w) { return w.shapes(); },
+        [this](std::vector<std::vector<advice::ShapeRow>> rows) {
+          auto records = server_.control().advice_store().records();
+          admin::overlay_live_counts(records, admin::merge_shapes(rows));
+          respond(200, "application/json", render_advice_json(records));
+        });
+    return;
+  }
   if (request.path != "/metrics" && request.path != "/pools") {
     respond(404, kText, "not found\n");
     return;
@@ -136,7 +148,10 @@ void HttpConnection::handle(const Request& request) {
   admin::gather(server_.control(), server_.host().loop(), alive_,
                 [this, metrics](admin::Snapshots snaps) {
                   if (metrics) {
-                    respond(200, "text/plain; version=0.0.4; charset=utf-8", render_metrics(snaps));
+                    const auto& control = server_.control();
+                    respond(200, "text/plain; version=0.0.4; charset=utf-8",
+                            render_metrics(snaps) +
+                                render_advice_metrics(control.advice_store(), control.samples_dropped()));
                   } else {
                     respond(200, "application/json", render_pools_json(snaps));
                   }

@@ -162,6 +162,42 @@ std::string render_metrics(const admin::Snapshots& snaps) {
   }
   header(out, "pgmux_prepared_statements", "gauge", "Distinct prepared statements (all workers).");
   out += fmt::format("pgmux_prepared_statements {}\n", statements);
+  std::size_t shapes = 0;
+  std::uint64_t parse_hits = 0;
+  std::uint64_t parse_misses = 0;
+  for (const auto& snap : snaps) {
+    shapes += snap.query_shapes;
+    parse_hits += snap.parse_cache_hits;
+    parse_misses += snap.parse_cache_misses;
+  }
+  header(out, "pgmux_query_shapes", "gauge", "Query shapes with statistics (summed over workers).");
+  out += fmt::format("pgmux_query_shapes {}\n", shapes);
+  header(out, "pgmux_parse_cache_hits_total", "counter", "Query analyses found in the parse cache.");
+  out += fmt::format("pgmux_parse_cache_hits_total {}\n", parse_hits);
+  header(out, "pgmux_parse_cache_misses_total", "counter", "Query analyses not in the parse cache.");
+  out += fmt::format("pgmux_parse_cache_misses_total {}\n", parse_misses);
+  return out;
+}
+
+std::string render_advice_metrics(const advice::AdviceStore& store, std::uint64_t samples_dropped) {
+  std::string out;
+  header(out, "pgmux_index_advice_records", "gauge", "Query shapes that lack an index (index advice).");
+  out += fmt::format("pgmux_index_advice_records {}\n", store.size());
+  header(out, "pgmux_index_advice_samples_dropped_total", "counter",
+         "Samples dropped because the index advisor's queue was full.");
+  out += fmt::format("pgmux_index_advice_samples_dropped_total {}\n", samples_dropped);
+  return out;
+}
+
+std::string render_advice_json(const std::vector<advice::AdviceRecord>& records) {
+  std::string out = "[";
+  bool first = true;
+  for (const auto& r : records) {
+    out += first ? "\n  " : ",\n  ";
+    first = false;
+    out += advice::to_json(r);
+  }
+  out += first ? "]\n" : "\n]\n";
   return out;
 }
 

@@ -256,6 +256,41 @@ TEST(ConfigLoaderTest, ExampleFileCommentedKeysLoad) {
   EXPECT_EQ(config->users.at("app").pool_mode, PoolMode::Session);
 }
 
+TEST(ConfigLoaderTest, IndexAdvice) {
+  auto defaults = load(kDatabase);
+  ASSERT_TRUE(defaults);
+  EXPECT_FALSE(defaults->index_advice.enabled);
+  EXPECT_EQ(defaults->index_advice.min_calls, 20);
+  EXPECT_TRUE(defaults->general.query_stats);
+
+  auto config = load(with_database(
+      "[pgmux]\nquery_stats = true\nmax_query_shapes = 100\n"
+      "[index_advice]\nenabled = true\nfile = \"/tmp/a.jsonl\"\ntarget = \"replica\"\n"
+      "user = \"adv\"\npassword = \"pw\"\nmin_calls = 5\nmin_duration = 0.25\n"
+      "recheck_interval = 30\nexplain_rate = 5\nmin_table_pages = 10\nmin_table_rows = 100\n"
+      "max_selectivity = 0.1\nstatement_timeout = 1\nsample_queue = 8\n"));
+  ASSERT_TRUE(config) << config.error().message;
+  const IndexAdviceConfig& a = config->index_advice;
+  EXPECT_TRUE(a.enabled);
+  EXPECT_EQ(a.file, "/tmp/a.jsonl");
+  EXPECT_EQ(a.target, IndexAdviceConfig::Target::Replica);
+  EXPECT_EQ(a.user, "adv");
+  EXPECT_EQ(a.min_calls, 5);
+  EXPECT_EQ(a.min_duration, Millis{250});
+  EXPECT_EQ(a.recheck_interval, Millis{30'000});
+  EXPECT_EQ(a.explain_rate, 5);
+  EXPECT_DOUBLE_EQ(a.max_selectivity, 0.1);
+  EXPECT_EQ(a.sample_queue, 8);
+  EXPECT_EQ(config->general.max_query_shapes, 100);
+
+  EXPECT_EQ(error_of(with_database("[index_advice]\nmax_selectivity = 2\n")),
+            "pgmux.toml:2:19: 'max_selectivity' must be 0-1, got 2");
+  EXPECT_EQ(error_of(with_database("[index_advice]\nenabled = \"yes\"\n")),
+            "pgmux.toml:2:11: 'enabled' must be true or false, got string");
+  EXPECT_EQ(error_of(with_database("[index_advice]\nmin_cals = 3\n")),
+            "pgmux.toml:2:1: unknown key 'min_cals' in [index_advice]");
+}
+
 // A missing file names the file and the system's reason.
 TEST(ConfigLoaderTest, UnreadableFile) {
   auto config = load_config_file("/nonexistent/pgmux.toml");
@@ -301,7 +336,7 @@ TEST(ConfigLoaderTest, UnknownKeyElsewhere) {
             "pgmux.toml:3:1: unknown key 'pasword' in [users.bob]");
   EXPECT_EQ(error_of(with_database("[pgmuxx]\nworkers = 1\n")),
             "pgmux.toml:1:2: unknown key 'pgmuxx' at top level "
-            "(expected [pgmux], [databases.NAME] or [users.NAME])");
+            "(expected [pgmux], [databases.NAME], [users.NAME] or [index_advice])");
   EXPECT_EQ(error_of(with_database("[databases.\"my db\"]\nprimary = \"h:1\"\nx = 1\n")),
             "pgmux.toml:3:1: unknown key 'x' in [databases.\"my db\"]");
 }
