@@ -224,11 +224,13 @@ void BM_DirectRoundTrip(benchmark::State& state) {
 }
 BENCHMARK(BM_DirectRoundTrip)->UseRealTime();
 
+// Arg: per-shape statistics off (0) or on (1), to see what they cost per query.
 void BM_PgmuxRoundTrip(benchmark::State& state) {
   StandInServer server;
   const int port = free_port();
   const std::string toml = "[pgmux]\nlisten = \"127.0.0.1:" + std::to_string(port) +
                            "\"\nworkers = 1\nlog_level = \"error\"\nstats_period = 0\n"
+                           "query_stats = " + (state.range(0) != 0 ? "true" : "false") + "\n"
                            "[databases.bench]\nprimary = \"127.0.0.1:" +
                            std::to_string(server.port()) +
                            "\"\npool_size = 1\n[users.bench]\nauth = \"trust\"\n";
@@ -249,6 +251,6 @@ void BM_PgmuxRoundTrip(benchmark::State& state) {
   std::raise(SIGINT);  // App::run stops on SIGINT
   runner.join();
 }
-BENCHMARK(BM_PgmuxRoundTrip)->UseRealTime();
+BENCHMARK(BM_PgmuxRoundTrip)->Arg(0)->Arg(1)->UseRealTime();
 
 }  // namespace

@@ -349,18 +349,21 @@ void IndexAdvisor::judge(const Sample& sample, const config::Config& config,
     exec(conn, sample.search_path_sql);
   }
   const std::string explain_sql = "EXPLAIN (FORMAT JSON, VERBOSE) " + sample.sql;
+  // One type and format per value, whatever the client's Parse and Bind listed (fewer
+  // types than values is allowed there: the rest are inferred, as 0 asks here).
+  std::vector<const char*> values;
+  std::vector<int> lengths;
+  for (const auto& p : sample.params) {
+    values.push_back(p ? p->data() : nullptr);
+    lengths.push_back(p ? static_cast<int>(p->size()) : 0);
+  }
+  std::vector<Oid> types(sample.param_types.begin(), sample.param_types.end());
+  types.resize(values.size(), 0);
+  std::vector<int> formats = sample.param_formats;
+  formats.resize(values.size(), 0);
   auto explain = [&]() {
-    std::vector<const char*> values;
-    std::vector<int> lengths;
-    for (const auto& p : sample.params) {
-      values.push_back(p ? p->data() : nullptr);
-      lengths.push_back(p ? static_cast<int>(p->size()) : 0);
-    }
     return PgResult(PQexecParams(conn, explain_sql.c_str(), static_cast<int>(values.size()),
-                                 sample.param_types.empty() ? nullptr : sample.param_types.data(),
-                                 values.data(), lengths.data(),
-                                 sample.param_formats.empty() ? nullptr : sample.param_formats.data(),
-                                 0));
+                                 types.data(), values.data(), lengths.data(), formats.data(), 0));
   };
   PgResult before = explain();
   {
