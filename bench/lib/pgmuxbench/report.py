@@ -9,6 +9,8 @@ TARGET_LABEL = {
     "pgbouncer": "PgBouncer",
     "pgmux": "pgmux",
     "pgmux_replica": "pgmux + replica",
+    "pgmux_nostats": "pgmux, query_stats off",
+    "pgmux_advice": "pgmux + index advisor",
 }
 
 
@@ -274,5 +276,11 @@ def render(meta: dict, runs: list[dict], idle: list[dict]) -> str:
         [("pgmux_replica", "pgmux")],
         "`pgmux + replica` has a streaming replica in `replicas`, so reads may be routed there; the CPU "
         "per transaction difference is the cost of classifying/routing.", "routing" in sel))
+    out.append(throughput_section(
+        "Query statistics and index advice (pgmux select-only: statistics off, on (default), advisor on)",
+        [r for r in runs if r["scenario"] == "advice"], ["pgmux_nostats", "pgmux", "pgmux_advice"],
+        [("pgmux", "pgmux_nostats"), ("pgmux_advice", "pgmux")],
+        "`query_stats = false` turns per-shape statistics off; `pgmux + index advisor` has "
+        "`[index_advice] enabled = true` (samples, EXPLAINs on a side connection).", "advice" in sel))
     out.append(idle_section(idle, p["pool_size"], "idle" in sel))
     return "\n".join(out).rstrip() + "\n"
