@@ -346,6 +346,9 @@ bool BackendConn::on_reply_frame(char type, std::span<const std::byte> body) {
       }
       if (m.disposition == Disposition::Forward) {
         timer.on_error();
+        if (listener_ != nullptr) {
+          listener_->on_backend_error(sqlstate_of(body));
+        }
       }
       if (m.error_in_hidden_query && listener_ != nullptr) {
         wire::Frame f{type, body, 0};
@@ -518,9 +521,25 @@ bool BackendConn::after_frame(const std::byte*) {
 // again on this backend. Close it here so the next use prepares it afresh, instead of every
 // client meeting the error on this backend forever.
 bool BackendConn::has_sqlstate(std::span<const std::byte> error_body, std::string_view sqlstate) {
-  wire::Frame f{'E', error_body, 0};
-  auto err = wire::decode_error_response(f);
-  return err && err->sqlstate == sqlstate;
+  return sqlstate_of(error_body) == sqlstate;
+}
+
+// The 'C' field of an ErrorResponse body, without decoding the rest.
+std::string_view BackendConn::sqlstate_of(std::span<const std::byte> error_body) {
+  const auto* p = reinterpret_cast<const char*>(error_body.data());
+  const auto* end = p + error_body.size();
+  while (p < end && *p != '\0') {
+    const char field = *p++;
+    const auto* nul = static_cast<const char*>(std::memchr(p, 0, static_cast<std::size_t>(end - p)));
+    if (nul == nullptr) {
+      return {};
+    }
+    if (field == 'C') {
+      return {p, static_cast<std::size_t>(nul - p)};
+    }
+    p = nul + 1;
+  }
+  return {};
 }
 
 bool BackendConn::plan_changed(std::span<const std::byte> error_body) {

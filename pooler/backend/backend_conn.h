@@ -135,6 +135,7 @@ class BackendConn final : public net::Deletable,
   void record_parameter(std::string_view name, std::string_view value);
   static bool plan_changed(std::span<const std::byte> error_body);
   static bool has_sqlstate(std::span<const std::byte> error_body, std::string_view sqlstate);
+  static std::string_view sqlstate_of(std::span<const std::byte> error_body);
   void retire_statement(std::uint64_t statement);
   void flush_forward(const std::byte* begin, const std::byte* end);
   bool after_frame(const std::byte* at);

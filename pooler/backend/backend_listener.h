@@ -24,6 +24,8 @@ class BackendListener {
   virtual void on_client_parse_done(bool ok) = 0;
   // CommandComplete of a client's statement (tags such as "SET", "COMMIT").
   virtual void on_backend_command_complete(std::string_view tag) = 0;
+  // An ErrorResponse from PostgreSQL on its way to the client (for error counts).
+  virtual void on_backend_error(std::string_view /*sqlstate*/) {}
   // A statement pgmux injected for this client failed (e.g. applying its settings).
   virtual void on_backend_hidden_error(std::string_view message, std::string_view sqlstate) = 0;
   // A statement's cached plan changed result type after DDL (pgmux has already closed it on

@@ -3,16 +3,33 @@
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
+#include <atomic>
+
 namespace pooler::log {
 namespace {
 
-// Renders the message as a JSON string value so every line is one valid JSON object.
+// Separates an event's message from its fields, which event() has already rendered as
+// JSON members (",\"key\":value...").
+constexpr char kFieldsMark = '\x1f';
+
+std::atomic<bool> g_json{false};
+
+// Renders the message as a JSON string value, closing quote included, then an event's
+// fields as members of their own, so every line is one valid JSON object.
 class JsonMessageFlag final : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg& msg, const std::tm&,
               spdlog::memory_buf_t& dest) override {
-    const std::string escaped = json_escape(std::string_view(msg.payload.data(), msg.payload.size()));
+    std::string_view payload(msg.payload.data(), msg.payload.size());
+    std::string_view fields;
+    if (const auto mark = payload.find(kFieldsMark); mark != std::string_view::npos) {
+      fields = payload.substr(mark + 1);
+      payload = payload.substr(0, mark);
+    }
+    const std::string escaped = json_escape(payload);
     dest.append(escaped.data(), escaped.data() + escaped.size());
+    dest.push_back('"');
+    dest.append(fields.data(), fields.data() + fields.size());
   }
   std::unique_ptr<custom_flag_formatter> clone() const override {
     return std::make_unique<JsonMessageFlag>();
@@ -47,10 +64,11 @@ std::string json_escape(std::string_view text) {
 void setup(Format format, spdlog::level::level_enum level) {
   auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
   auto logger = std::make_shared<spdlog::logger>("pgmux", sink);
+  g_json.store(format == Format::Json, std::memory_order_relaxed);
   if (format == Format::Json) {
     auto formatter = std::make_unique<spdlog::pattern_formatter>();
     formatter->add_flag<JsonMessageFlag>('*').set_pattern(
-        R"({"ts":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","thread":%t,"msg":"%*"})");
+        R"({"ts":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","thread":%t,"msg":"%*})");
     logger->set_formatter(std::move(formatter));
   } else {
     logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ [%t] %v");
@@ -61,6 +79,31 @@ void setup(Format format, spdlog::level::level_enum level) {
 }
 
 void set_level(spdlog::level::level_enum level) { spdlog::default_logger()->set_level(level); }
+
+void event(spdlog::level::level_enum level, std::string_view message,
+           std::initializer_list<Field> fields) {
+  if (!spdlog::should_log(level)) {
+    return;
+  }
+  std::string line(message);
+  if (g_json.load(std::memory_order_relaxed)) {
+    line += kFieldsMark;
+    for (const Field& f : fields) {
+      line += ",\"";
+      line += f.key;
+      line += f.quoted ? "\":\"" + json_escape(f.value) + "\"" : "\":" + f.value;
+    }
+  } else {
+    for (const Field& f : fields) {
+      line += ' ';
+      line += f.key;
+      line += '=';
+      const bool quote = f.quoted && f.value.find_first_of(" \"=") != std::string::npos;
+      line += quote ? "\"" + json_escape(f.value) + "\"" : f.value;
+    }
+  }
+  spdlog::log(level, "{}", line);
+}
 
 bool parse_level(std::string_view name, spdlog::level::level_enum& out) {
   static constexpr std::pair<std::string_view, spdlog::level::level_enum> kLevels[] = {

@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <initializer_list>
+#include <string>
 #include <string_view>
 
 namespace pooler::log {
@@ -19,5 +21,15 @@ bool parse_level(std::string_view name, spdlog::level::level_enum& out);
 
 // Escapes `text` for inclusion in a JSON string (log messages in JSON format).
 std::string json_escape(std::string_view text);
+
+// A log line with fields: "message key=value ..." as text, and in JSON format each field
+// a member of the line's object ({"ts":...,"msg":"message","key":"value",...}).
+struct Field {
+  std::string_view key;
+  std::string value;
+  bool quoted = true;  // false: `value` is a JSON number or boolean as written
+};
+void event(spdlog::level::level_enum level, std::string_view message,
+           std::initializer_list<Field> fields);
 
 }  // namespace pooler::log

@@ -621,6 +621,7 @@ void ClientSession::cancel_running_query() {
 
 void ClientSession::send_error(std::string_view severity, std::string_view sqlstate,
                                const std::string& message) {
+  host_.counters().count_error(sqlstate);
   wire::WriteBuffer out;
   wire::ErrorResponse err;
   err.severity = std::string(severity);

@@ -96,6 +96,7 @@ class ClientSession final : public net::Deletable,
   void send_probe(std::string_view sql, Probe kind);
   void on_backend_command_complete(std::string_view tag) override;
   void on_backend_hidden_error(std::string_view message, std::string_view sqlstate) override;
+  void on_backend_error(std::string_view sqlstate) override { host_.counters().count_error(sqlstate); }
   void on_backend_lost(const Error& error) override;
   // backend::PoolWaiter
   void on_backend_leased(backend::BackendConn& backend) override;
@@ -157,6 +158,7 @@ class ClientSession final : public net::Deletable,
   void count_unnamed_parse(std::string_view sql, std::span<const std::byte> param_types);
   void count_bind(const wire::Bind& bind, std::uint64_t statement_id);
   void finish_timed_requests();
+  void log_request(const backend::RequestTimer::Entry& entry, std::uint64_t elapsed_ns);
   std::uint32_t shape_slot(const parser::Analysis& analysis, std::uint64_t& key);
   advice::Sample make_sample(const advice::ShapeRow& row, std::string_view sql);
 

@@ -2,8 +2,11 @@
 // counted when it is sent and timed until its ReadyForQuery (backend::RequestTimer), and
 // now and then one real execution handed to the index advisor.
 
+#include <fmt/format.h>
+
 #include <chrono>
 
+#include "pooler/base/log.h"
 #include "pooler/client/client_session.h"
 #include "pooler/net/timer.h"
 #include "pooler/wire/byte_reader.h"
@@ -173,14 +176,36 @@ void ClientSession::count_bind(const wire::Bind& bind, std::uint64_t statement_i
   }
 }
 
+// One line per finished request, literal-free: the shape's normalized text.
+void ClientSession::log_request(const backend::RequestTimer::Entry& e, std::uint64_t elapsed_ns) {
+  const advice::ShapeRow& row = host_.shape_stats()->row(e.slot);
+  const bool known = row.key == e.key;
+  log::event(spdlog::level::info, "query",
+             {{"client", std::to_string(id_), false},
+              {"user", std::string(user())},
+              {"database", std::string(database())},
+              {"route", lease_on_replica_ ? "replica" : "primary"},
+              {"backend_pid", std::to_string(backend_ != nullptr ? backend_->server_pid() : 0), false},
+              {"duration_ms", fmt::format("{:.3f}", static_cast<double>(elapsed_ns) / 1e6), false},
+              {"rows", std::to_string(e.rows), false},
+              {"error", e.error ? "true" : "false", false},
+              {"query", known ? row.query : std::string()}});
+}
+
 void ClientSession::finish_timed_requests() {
   advice::ShapeStats* stats = host_.shape_stats();
   if (stats == nullptr || backend_ == nullptr || backend_->timer.empty()) {
     return;
   }
   const std::uint64_t now = net::now_ns();
+  auto& latency = lease_on_replica_ ? host_.counters().latency_replica : host_.counters().latency_primary;
+  const bool log_queries = host_.config().general.log_queries;
   backend_->timer.on_ready([&](const backend::RequestTimer::Entry& e) {
     stats->finish(e.slot, e.key, now - e.start_ns, e.rows, e.error);
+    latency.add(now - e.start_ns);
+    if (log_queries) {
+      log_request(e, now - e.start_ns);
+    }
   });
 }
 

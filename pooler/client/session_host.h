@@ -2,7 +2,9 @@
 // What a client session needs from the worker that owns it. Implemented by app::Worker;
 // keeps client/ free of the app's wiring. Loop thread only.
 
+#include <array>
 #include <cstdint>
+#include <string>
 #include <memory>
 #include <string_view>
 #include <utility>
@@ -49,6 +51,56 @@ struct WorkerCounters {
   std::uint64_t routed_replica = 0;   // leases routed to a replica
   std::uint64_t replica_retries = 0;  // requests a replica refused (25006), run on the primary
 
+  // Request latency as pgmux sees it (with query_stats on): a Prometheus histogram per
+  // route, bucket i counting requests up to kLatencyBounds[i] seconds, the last one +Inf.
+  static constexpr std::array<double, 14> kLatencyBounds = {
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  struct Latency {
+    std::array<std::uint64_t, kLatencyBounds.size() + 1> buckets{};
+    std::uint64_t sum_ns = 0;
+    void add(std::uint64_t ns) {
+      const double s = static_cast<double>(ns) / 1e9;
+      std::size_t i = 0;
+      while (i < kLatencyBounds.size() && s > kLatencyBounds[i]) {
+        ++i;
+      }
+      ++buckets[i];
+      sum_ns += ns;
+    }
+    Latency& operator+=(const Latency& o) {
+      for (std::size_t i = 0; i < buckets.size(); ++i) {
+        buckets[i] += o.buckets[i];
+      }
+      sum_ns += o.sum_ns;
+      return *this;
+    }
+  };
+  Latency latency_primary;
+  Latency latency_replica;
+  // ErrorResponses sent to clients (from PostgreSQL or from pgmux), by SQLSTATE class:
+  // index sqlstate_class_index("08") for class 08.
+  std::array<std::uint32_t, 36 * 36> errors_by_class{};
+  void count_error(std::string_view sqlstate) {
+    if (sqlstate.size() >= 2) {
+      const int i = sqlstate_class_index(sqlstate);
+      if (i >= 0) {
+        ++errors_by_class[static_cast<std::size_t>(i)];
+      }
+    }
+  }
+  static int class_char(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'Z' ? c - 'A' + 10 : -1;
+  }
+  static int sqlstate_class_index(std::string_view sqlstate) {
+    const int a = class_char(sqlstate[0]);
+    const int b = class_char(sqlstate[1]);
+    return a < 0 || b < 0 ? -1 : a * 36 + b;
+  }
+  static std::string class_name(std::size_t index) {
+    constexpr std::string_view kChars = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    return {kChars[index / 36], kChars[index % 36]};
+  }
+
   // Adds another worker's counters (SHOW STATS, /metrics).
   WorkerCounters& operator+=(const WorkerCounters& o) {
     clients_accepted += o.clients_accepted;
@@ -64,6 +116,11 @@ struct WorkerCounters {
     routed_primary += o.routed_primary;
     routed_replica += o.routed_replica;
     replica_retries += o.replica_retries;
+    latency_primary += o.latency_primary;
+    latency_replica += o.latency_replica;
+    for (std::size_t i = 0; i < errors_by_class.size(); ++i) {
+      errors_by_class[i] += o.errors_by_class[i];
+    }
     return *this;
   }
 };

@@ -73,6 +73,7 @@ struct GeneralConfig {
   std::vector<std::string> admin_users;    // may use the admin console (database "pgmux")
   std::optional<HostPort> http_listen;     // /metrics, /healthz, /readyz, /pools; off when unset
   bool query_stats = true;                 // per-shape statistics (SHOW QUERIES, index advice)
+  bool log_queries = false;                // one info line per finished request (needs query_stats)
   int max_query_shapes = 5000;             // shapes kept per worker; the least used are evicted
 };
 

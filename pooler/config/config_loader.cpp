@@ -491,6 +491,9 @@ void read_general(const toml::table& table, GeneralConfig& out, Diagnostics& dia
   if (auto stats = in.boolean("query_stats")) {
     out.query_stats = *stats;
   }
+  if (auto queries = in.boolean("log_queries")) {
+    out.log_queries = *queries;
+  }
   if (auto shapes = in.integer("max_query_shapes", 16, 1'000'000)) {
     out.max_query_shapes = static_cast<int>(*shapes);
   }

@@ -154,6 +154,32 @@ std::string render_metrics(const admin::Snapshots& snaps) {
     header(out, name, "counter", help);
     out += fmt::format("{} {}\n", name, value);
   }
+  header(out, "pgmux_request_duration_seconds", "histogram",
+         "Requests (a Query, or an extended-protocol request up to its Sync) from sending to "
+         "ReadyForQuery, by route (with query_stats on).");
+  using Counters = client::WorkerCounters;
+  for (const auto& [route, lat] : {std::pair{"primary", &c.latency_primary},
+                                   std::pair{"replica", &c.latency_replica}}) {
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < lat->buckets.size(); ++i) {
+      cumulative += lat->buckets[i];
+      const std::string le =
+          i < Counters::kLatencyBounds.size() ? fmt::format("{}", Counters::kLatencyBounds[i]) : "+Inf";
+      out += fmt::format("pgmux_request_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} {}\n", route,
+                         le, cumulative);
+    }
+    out += fmt::format("pgmux_request_duration_seconds_sum{{route=\"{}\"}} {:.6f}\n", route,
+                       static_cast<double>(lat->sum_ns) / 1e9);
+    out += fmt::format("pgmux_request_duration_seconds_count{{route=\"{}\"}} {}\n", route, cumulative);
+  }
+  header(out, "pgmux_errors_total", "counter",
+         "ErrorResponses sent to clients (from PostgreSQL or pgmux), by SQLSTATE class.");
+  for (std::size_t i = 0; i < c.errors_by_class.size(); ++i) {
+    if (c.errors_by_class[i] != 0) {
+      out += fmt::format("pgmux_errors_total{{class=\"{}\"}} {}\n", Counters::class_name(i),
+                         c.errors_by_class[i]);
+    }
+  }
   header(out, "pgmux_pinned_clients", "gauge", "Clients pinned to their backend.");
   out += fmt::format("pgmux_pinned_clients {}\n", pinned);
   std::size_t statements = 0;

@@ -377,8 +377,18 @@ TEST_F(AdminTest, HttpEndpoint) {
   for (int i = 0; i < 10; ++i) {
     ASSERT_TRUE(exec(c, "SELECT " + std::to_string(i)).ok());
   }
+  EXPECT_FALSE(exec(c, "SELECT 1/0").ok());
   const auto after = parse_metrics(http_get(http_port_, "/metrics").body);
   EXPECT_GE(after.at("pgmux_queries_total") - before.at("pgmux_queries_total"), 10.0);
+  // Latency histogram (cumulative buckets) and errors by SQLSTATE class move with traffic.
+  const std::string count = "pgmux_request_duration_seconds_count{route=\"primary\"}";
+  EXPECT_GE(after.at(count) - before.at(count), 11.0);
+  EXPECT_EQ(after.at("pgmux_request_duration_seconds_bucket{route=\"primary\",le=\"+Inf\"}"),
+            after.at(count));
+  EXPECT_GT(after.at("pgmux_request_duration_seconds_sum{route=\"primary\"}"), 0.0);
+  EXPECT_EQ(after.at("pgmux_errors_total{class=\"22\"}"), 1.0);
+  EXPECT_GE(after.at("pgmux_query_shapes"), 2.0);
+  EXPECT_EQ(after.at("pgmux_index_advice_records"), 0.0);
   EXPECT_GE(after.at("pgmux_transactions_total") - before.at("pgmux_transactions_total"), 10.0);
   EXPECT_GT(after.at("pgmux_bytes_received_total"), before.at("pgmux_bytes_received_total"));
 
@@ -390,6 +400,24 @@ TEST_F(AdminTest, HttpEndpoint) {
   auto a = admin();
   ASSERT_TRUE(a);
   EXPECT_EQ(exec(a, "SHOW PREPARED_STATEMENTS").rows.size(), 2u);
+
+  // SHOW QUERIES: one row per shape, literals replaced, counts summed over workers.
+  const auto queries = exec(a, "SHOW QUERIES");
+  ASSERT_TRUE(queries.ok()) << queries;
+  ASSERT_GE(queries.columns.size(), 10u);
+  EXPECT_EQ(queries.columns.front(), "database");
+  EXPECT_EQ(queries.columns.back(), "query");
+  bool found = false;
+  for (const auto& row : queries.rows) {
+    if (row.back() == "SELECT $1") {
+      found = true;
+      EXPECT_GE(std::stoi(row[2]), 11) << "calls";  // SELECT 1 and SELECT 0..9
+    }
+    EXPECT_EQ(row.back().find("SELECT 7"), std::string::npos) << "no literal values";
+  }
+  EXPECT_TRUE(found) << queries;
+  EXPECT_TRUE(exec(a, "SHOW INDEX_ADVICE").ok());
+  EXPECT_EQ(http_get(http_port_, "/index_advice").body, "[]\n");
 }
 
 // RECONNECT closes idle backends now and a backend in use once its transaction ends.

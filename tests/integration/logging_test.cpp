@@ -62,5 +62,37 @@ TEST(LoggingTest, JsonLinesWithoutSecrets) {
   }
 }
 
+// log_queries: one JSON line per finished query with the client, user, database, route,
+// duration and the normalized text, never a literal value.
+TEST(LoggingTest, QueryEventsAsJsonFields) {
+  PgmuxConfigOptions o;
+  o.log_level = "info";
+  o.pgmux_extra = "log_format = \"json\"\nlog_queries = true";
+  PgmuxProcess pgmux;
+  ASSERT_TRUE(pgmux.start(PgmuxProcess::typical_config(o)));
+  {
+    auto c = connect(pgmux.conninfo());
+    ASSERT_TRUE(c) << c.error;
+    EXPECT_EQ(query_value(c.conn, "SELECT 'private-value-4242'::text"), "private-value-4242");
+    EXPECT_FALSE(exec(c.conn, "SELECT 1/0").ok());
+  }
+  EXPECT_EQ(pgmux.stop(), 0);
+  const auto checked = run_command(
+      {"python3", "-c",
+       "import json,sys\n"
+       "events=[json.loads(l) for l in open(sys.argv[1]) if l.strip()]\n"
+       "q=[e for e in events if e.get('msg')=='query']\n"
+       "assert len(q)==2, q\n"
+       "for e in q:\n"
+       "  assert e['user']=='app' and e['database']=='app' and e['route']=='primary', e\n"
+       "  assert isinstance(e['client'], int) and isinstance(e['duration_ms'], float), e\n"
+       "assert q[0]['query']=='SELECT $1::text' and q[0]['rows']==1 and q[0]['error'] is False, q[0]\n"
+       "assert q[1]['error'] is True, q[1]\n"
+       "print('ok')\n",
+       pgmux.log_path()});
+  EXPECT_TRUE(checked.ok()) << checked.output << "\n" << pgmux.log_text();
+  EXPECT_EQ(pgmux.log_text().find("private-value-4242"), std::string::npos) << pgmux.log_text();
+}
+
 }  // namespace
 }  // namespace pooler::integration
