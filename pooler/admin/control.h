@@ -27,6 +27,7 @@ struct PoolRow {
   int cl_waiting = 0;  // waiting for a backend (or for the server's parameters)
   int pinned = 0;
   std::string last_error;
+  backend::PoolTraffic traffic;
 };
 
 struct ClientRow {

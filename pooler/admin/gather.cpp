@@ -45,6 +45,13 @@ std::map<std::pair<std::string, std::string>, PoolRow> merged_pools(const Snapsh
       m.stats.max_wait_ms = std::max(m.stats.max_wait_ms, p.stats.max_wait_ms);
       m.stats.leases += p.stats.leases;
       m.stats.connect_failures += p.stats.connect_failures;
+      m.stats.wait_time_us += p.stats.wait_time_us;
+      m.traffic.queries += p.traffic.queries;
+      m.traffic.transactions += p.traffic.transactions;
+      m.traffic.bytes_in += p.traffic.bytes_in;
+      m.traffic.bytes_out += p.traffic.bytes_out;
+      m.traffic.query_time_us += p.traffic.query_time_us;
+      m.traffic.xact_time_us += p.traffic.xact_time_us;
     }
   }
   return out;

@@ -121,25 +121,41 @@ Table show_stats(const Snapshots& snaps) {
                         {"avg_xact_time", I},
                         {"avg_query_time", I},
                         {"avg_wait_time", I}});
-  std::map<std::string, std::uint64_t> leases;
-  for (const auto& [key, p] : merged_pools(snaps)) {
-    leases[p.database] += p.stats.leases;
-  }
-  auto row = [&](const std::string& db, std::uint64_t assignments, std::uint64_t xacts,
-                 std::uint64_t queries, std::uint64_t in, std::uint64_t out) {
-    t.rows.push_back(Row{db, num(assignments), num(xacts), num(queries), num(in), num(out), "0",
-                         "0", "0", "0", "0", "0", "0", "0", "0", "0", "0"});
+  // Per database: its pools (every user and host) summed; averages per transaction or
+  // query since start. "*" sums every database.
+  struct Sums {
+    std::uint64_t assignments = 0;
+    std::uint64_t wait_us = 0;
+    backend::PoolTraffic t;
   };
-  std::uint64_t total_leases = 0;
-  for (const auto& [db, n] : leases) {
-    row(db, n, 0, 0, 0, 0);
-    total_leases += n;
+  std::map<std::string, Sums> by_db;
+  Sums all;
+  for (const auto& [key, p] : merged_pools(snaps)) {
+    for (Sums* s : {&by_db[p.database], &all}) {
+      s->assignments += p.stats.leases;
+      s->wait_us += p.stats.wait_time_us;
+      s->t.queries += p.traffic.queries;
+      s->t.transactions += p.traffic.transactions;
+      s->t.bytes_in += p.traffic.bytes_in;
+      s->t.bytes_out += p.traffic.bytes_out;
+      s->t.query_time_us += p.traffic.query_time_us;
+      s->t.xact_time_us += p.traffic.xact_time_us;
+    }
   }
-  client::WorkerCounters c;
-  for (const auto& snap : snaps) {
-    c += snap.counters;
+  auto avg = [](std::uint64_t total, std::uint64_t n) { return num(n == 0 ? 0 : total / n); };
+  auto row = [&](const std::string& db, const Sums& s) {
+    const auto& x = s.t;
+    t.rows.push_back(Row{db, num(s.assignments), num(x.transactions), num(x.queries),
+                         num(x.bytes_in), num(x.bytes_out), num(x.xact_time_us),
+                         num(x.query_time_us), num(s.wait_us), "0", "0", "0",
+                         avg(x.bytes_in, x.queries), avg(x.bytes_out, x.queries),
+                         avg(x.xact_time_us, x.transactions), avg(x.query_time_us, x.queries),
+                         avg(s.wait_us, s.assignments)});
+  };
+  for (const auto& [db, s] : by_db) {
+    row(db, s);
   }
-  row("*", total_leases, c.transactions, c.queries, c.bytes_in, c.bytes_out);
+  row("*", all);
   return t;
 }
 

@@ -412,6 +412,7 @@ admin::WorkerSnapshot Worker::snapshot() {
     row.size = pool->settings().size;
     row.paused = pool->paused();
     row.stats = pool->stats();
+    row.traffic = pool->traffic;
     row.last_error = pool->last_error();
     pool_rows.try_emplace({row.database, row.user}, snap.pools.size());
     snap.pools.push_back(std::move(row));

@@ -207,6 +207,7 @@ void Pool::hand_over(BackendConn& backend) {
     PoolWaiter* w = waiters_.front();
     waiters_.pop_front();
     w->waiting = false;
+    wait_time_us_ += (now - w->wait_since_ms) * 1000;
     backend.transition(BackendState::Active);
     backend.attach(nullptr, now);
     ++leases_;
@@ -404,6 +405,7 @@ PoolStats Pool::stats() const {
   }
   s.leases = leases_;
   s.connect_failures = connect_failures_;
+  s.wait_time_us = wait_time_us_;
   return s;
 }
 

@@ -56,6 +56,18 @@ struct PoolStats {
   std::uint64_t max_wait_ms = 0;
   std::uint64_t leases = 0;
   std::uint64_t connect_failures = 0;
+  std::uint64_t wait_time_us = 0;  // summed over clients that waited for a backend
+};
+
+// What the sessions of this pool's database and user did, for SHOW STATS: bumped by the
+// client sessions (their login pool), read with the pool's stats.
+struct PoolTraffic {
+  std::uint64_t queries = 0;
+  std::uint64_t transactions = 0;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+  std::uint64_t query_time_us = 0;  // with query_stats on
+  std::uint64_t xact_time_us = 0;   // time backends were leased
 };
 
 class Pool {
@@ -105,6 +117,7 @@ class Pool {
   const std::vector<std::unique_ptr<BackendConn>>& backends() const { return backends_; }
 
   PoolStats stats() const;
+  PoolTraffic traffic;
   const std::string& last_error() const { return last_error_; }
 
   // From BackendConn.
@@ -135,6 +148,7 @@ class Pool {
   std::uint64_t backoff_ms_ = 0;
   std::string last_error_;
   std::uint64_t leases_ = 0;
+  std::uint64_t wait_time_us_ = 0;
   std::uint64_t connect_failures_ = 0;
   bool closing_all_ = false;
   bool paused_ = false;

@@ -82,6 +82,9 @@ void ClientSession::transition(ClientState to) {
 
 void ClientSession::on_read(std::span<const std::byte> bytes) {
   host_.counters().bytes_in += bytes.size();
+  if (pool_ != nullptr) {
+    pool_->traffic.bytes_in += bytes.size();
+  }
   last_activity_ms_ = net::now_ms(host_.loop());
   if (state_ == ClientState::Closing) {
     return;
@@ -358,6 +361,7 @@ std::size_t ClientSession::forward_frames(std::span<const std::byte> in) {
         expected.expect(backend::Reply::Sync);
         backend_->unsynced = false;
         ++host_.counters().queries;
+        ++pool_->traffic.queries;
         break;
       case 'H':
       case 'd': break;
@@ -502,6 +506,7 @@ void ClientSession::on_backend_ready(bool visible) {
   }
   if (client_tx_ == wire::TxStatus::Idle) {
     ++host_.counters().transactions;
+    ++pool_->traffic.transactions;
   }
   if (settings_failed_) {
     return;  // closing
@@ -537,6 +542,7 @@ void ClientSession::release_backend() {
   if (lease_is_write_) {
     note_write_done();
   }
+  pool_->traffic.xact_time_us += (net::now_ms(host_.loop()) - b->last_used_ms()) * 1000;
   b->pool().release(*b, true);
   if (host_.draining()) {
     // Shutting down: the transaction this client was in has ended, so it may go now.
@@ -646,6 +652,9 @@ void ClientSession::on_error(const Error& error) { begin_close(error.message); }
 
 void ClientSession::write(std::span<const std::byte> bytes) {
   host_.counters().bytes_out += bytes.size();
+  if (pool_ != nullptr) {
+    pool_->traffic.bytes_out += bytes.size();
+  }
   stream_.write(bytes);
 }
 

@@ -93,6 +93,7 @@ ClientSession::Action ClientSession::handle_query(const wire::Frame& frame, wire
   }
   ++backend_->queries;
   ++host_.counters().queries;
+  ++pool_->traffic.queries;
   if (worth_scanning(q->sql)) {
     QueryScan scan = scan_query(q->sql);
     const bool pooled = renames_statements();

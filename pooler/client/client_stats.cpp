@@ -203,6 +203,7 @@ void ClientSession::finish_timed_requests() {
   backend_->timer.on_ready([&](const backend::RequestTimer::Entry& e) {
     stats->finish(e.slot, e.key, now - e.start_ns, e.rows, e.error);
     latency.add(now - e.start_ns);
+    pool_->traffic.query_time_us += (now - e.start_ns) / 1000;
     if (log_queries) {
       log_request(e, now - e.start_ns);
     }

@@ -290,6 +290,17 @@ TEST_F(AdminTest, WaitingClientShowsInPoolsAndClients) {
   const auto app_stats = rows_where(stats, "database", "app");
   ASSERT_EQ(app_stats.size(), 1u) << stats;
   EXPECT_GE(std::stoi(app_stats[0][1]), 2) << stats;  // server assignments: one per transaction
+  // Per database, with PgBouncer's columns: the waiter's wait and both transactions count.
+  auto value = [&](const char* name) {
+    return std::stoll(app_stats[0][static_cast<std::size_t>(column(stats, name))]);
+  };
+  EXPECT_GE(value("total_xact_count"), 2) << stats;
+  EXPECT_GE(value("total_query_count"), 3) << stats;
+  EXPECT_GT(value("total_received"), 0) << stats;
+  EXPECT_GT(value("total_sent"), 0) << stats;
+  EXPECT_GT(value("total_wait_time"), 0) << stats;
+  EXPECT_GT(value("total_xact_time"), value("total_wait_time") / 100) << stats;
+  EXPECT_GT(value("avg_query_time"), 0) << stats;
 }
 
 // PAUSE holds a new query; RESUME lets it run.
