@@ -112,6 +112,7 @@ struct IndexAdvisor::Side {
   std::string signature;  // host, port, user: a reload that changes them reconnects
   std::uint64_t retry_at_ms = 0;
   std::uint64_t next_log_ms = 0;
+  std::uint64_t next_role_log_ms = 0;
 
   ~Side() { close(); }
   void close() {
@@ -345,6 +346,20 @@ void IndexAdvisor::judge(const Sample& sample, const config::Config& config,
   if (conn == nullptr) {
     return;
   }
+  // The EXPLAIN plans the client's text, which may fold the client's own functions: it runs
+  // with the client's privileges (its role on the server), never the advisor's.
+  const std::string role = db.server_user.value_or(sample.user);
+  if (PgResult r = exec(conn, "SET ROLE " + router::quote_identifier(role)); !ok(r)) {
+    Side& side = *sides_[db.name];
+    const std::uint64_t now = steady_ms();
+    if (now >= side.next_role_log_ms) {
+      side.next_role_log_ms = now + kMinLogIntervalMs;
+      spdlog::warn("index advisor: database {}: cannot plan queries of role {} ({}); grant that "
+                   "role to the advisor's user or set user in [index_advice]",
+                   db.name, role, first_line(PQresultErrorMessage(r.get())));
+    }
+    return;
+  }
   if (!sample.search_path_sql.empty()) {
     exec(conn, sample.search_path_sql);
   }
@@ -372,9 +387,7 @@ void IndexAdvisor::judge(const Sample& sample, const config::Config& config,
     stats_.explain_errors += ok(before) ? 0 : 1;
   }
   auto finish = [&] {
-    if (!sample.search_path_sql.empty()) {
-      exec(conn, "RESET search_path");
-    }
+    exec(conn, "RESET search_path; RESET ROLE");
   };
   if (!ok(before) || PQntuples(before.get()) != 1) {
     spdlog::debug("index advisor: EXPLAIN failed for a shape of database {}: {}", db.name,

@@ -38,7 +38,11 @@ void Worker::apply_stats_config() {
   advice::ShapeStats::Options o;
   o.capacity = static_cast<std::size_t>(config_->general.max_query_shapes);
   o.sampling = advice.enabled;
-  o.min_calls = static_cast<std::uint64_t>(advice.min_calls);
+  // Each worker counts only its own calls of a shape: its share of min_calls makes a shape
+  // that ran min_calls times in all get sampled (on its busiest worker) by then. The advisor
+  // judges a shape once per interval however many workers sample it.
+  const auto workers = static_cast<std::uint64_t>(std::max(1, worker_count_));
+  o.min_calls = (static_cast<std::uint64_t>(advice.min_calls) + workers - 1) / workers;
   o.min_duration_ns = static_cast<std::uint64_t>(advice.min_duration.count()) * 1'000'000;
   o.recheck_ms = static_cast<std::uint64_t>(advice.recheck_interval.count());
   if (shape_stats_) {

@@ -123,6 +123,9 @@ export async function withLimit(n, limit, fn) {
 class Environment {
   constructor(options = {}) {
     this.withReplica = Boolean(options.replica) // a streaming replica, listed in `replicas`
+    // TOML appended to pgmux's config (more tables, e.g. [index_advice]): a string, or a
+    // function of this environment (called once workDir exists, for paths inside it).
+    this.extraConfig = options.extraConfig ?? ''
     this.workDir = null
     this.clusterDir = null
     this.cluster = null // parsed cluster.env
@@ -271,6 +274,7 @@ pool_size = ${POOL_SIZE}
 [users.app]
 password = "secret"
 auth = "scram-sha-256"
+${typeof this.extraConfig === 'function' ? this.extraConfig(this) : this.extraConfig}
 `
     this.configPath = path.join(this.workDir, 'pgmux.toml')
     writeFileSync(this.configPath, text)
@@ -415,7 +419,8 @@ auth = "scram-sha-256"
 }
 
 // Registers before()/after() hooks that start and stop an environment for the calling
-// test file, and returns it (its fields are set once before() has run).
+// test file, and returns it (its fields are set once before() has run). Options:
+// `replica` (a streaming replica too), `extraConfig` (TOML appended to pgmux's config).
 export function useEnvironment(options = {}) {
   const env = new Environment(options)
   before(() => env.start(), { timeout: 180_000 })
