@@ -485,7 +485,7 @@ std::string_view pgbouncer_client_state(std::string_view s) {
   if (s == "idle" || s == "active") {
     return "active";
   }
-  if (s == "waiting" || s == "waiting_for_params") {
+  if (s == "waiting" || s == "waiting_for_params" || s == "throttled") {
     return "waiting";
   }
   if (s == "closing") {

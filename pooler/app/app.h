@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "pooler/admin/control.h"
+#include "pooler/app/admission.h"
 #include "pooler/advice/advice_store.h"
 #include "pooler/advice/index_advisor.h"
 #include "pooler/advice/sample.h"
@@ -45,6 +46,9 @@ class App final : public admin::Control {
   const advice::AdviceStore& advice_store() const override { return advice_store_; }
   std::uint64_t samples_dropped() const override { return sample_queue_.dropped(); }
 
+  // Connection and login limits shared by every worker.
+  Admission& admission() { return admission_; }
+
   // From any worker: a sample for the index advisor (dropped when its queue is full).
   void submit_sample(advice::Sample&& sample) { sample_queue_.try_push(std::move(sample)); }
 
@@ -60,6 +64,7 @@ class App final : public admin::Control {
   std::uint16_t port_ = 0;
   int term_signals_ = 0;
   std::atomic<int> client_count_{0};
+  Admission admission_;
   advice::SampleQueue sample_queue_{256};
   advice::AdviceStore advice_store_;
   std::unique_ptr<advice::IndexAdvisor> advisor_;

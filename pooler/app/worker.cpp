@@ -1,5 +1,6 @@
 #include "pooler/app/worker.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "pooler/admin/admin_session.h"
@@ -24,7 +25,11 @@ int share(int total, int count, int index) {
 }  // namespace
 
 Worker::Worker(App& app, int index, int worker_count, std::shared_ptr<const config::Config> config)
-    : app_(app), index_(index), worker_count_(worker_count), config_(std::move(config)) {
+    : app_(app),
+      index_(index),
+      worker_count_(worker_count),
+      config_(std::move(config)),
+      throttle_([](client::ClientSession& s, bool granted) { s.on_throttle_end(granted); }) {
   apply_stats_config();
 }
 
@@ -125,14 +130,94 @@ void Worker::on_connection(uv_stream_s* server) {
   auto* raw = clients_.insert(std::move(session));
   if (draining_) {
     raw->close_with_error(wire::sqlstate::kCannotConnectNow, "pgmux is shutting down");
-  } else if (max_clients > 0 && count > max_clients) {
+    return;
+  }
+  if (max_clients > 0 && count > max_clients) {
+    ++counters_.refused[static_cast<std::size_t>(Refusal::MaxClientConn)];
     raw->close_with_error(wire::sqlstate::kTooManyConnections,
                           "no more connections allowed (max_client_conn = " +
                               std::to_string(max_clients) + ")");
+    return;
+  }
+  const AdmissionLimits limits = admission_limits();
+  if (limits.max_per_address == 0 && limits.max_rate_per_address == 0 &&
+      limits.max_login_failures == 0) {
+    return;
+  }
+  const std::string peer = raw->peer();
+  const std::string address(address_of(peer));
+  if (auto refused = app_.admission().admit_address(address, limits, net::now_ms(loop_))) {
+    ++counters_.refused[static_cast<std::size_t>(*refused)];
+    const auto& g = config_->general;
+    const std::string why =
+        *refused == Refusal::AddressConns
+            ? "too many connections from " + address + " (max_client_conn_per_address = " +
+                  std::to_string(g.max_client_conn_per_address) + ")"
+        : *refused == Refusal::AddressRate
+            ? "connecting too fast from " + address + " (max_connection_rate_per_address = " +
+                  fmt::format("{}", g.max_connection_rate_per_address) + " per second)"
+            : "too many failed logins from " + address +
+                  " in the last minute (max_login_failures_per_address = " +
+                  std::to_string(g.max_login_failures_per_address) + ")";
+    spdlog::info("client {} {}: refused: {}", raw->id(), peer, why);
+    raw->close_with_error(wire::sqlstate::kTooManyConnections, why);
+    return;
+  }
+  admitted_address_.emplace(raw->slot(), address);
+}
+
+AdmissionLimits Worker::admission_limits() const {
+  const auto& g = config_->general;
+  return AdmissionLimits{g.max_client_conn_per_address, g.max_connection_rate_per_address,
+                         g.max_login_failures_per_address};
+}
+
+bool Worker::admit_user(const config::UserConfig& user, bool& counted) {
+  const int limit =
+      user.max_user_client_connections.value_or(config_->general.max_user_client_connections);
+  counted = false;
+  if (limit <= 0) {
+    return true;
+  }
+  counted = app_.admission().admit_user(user.name, limit);
+  return counted;
+}
+
+void Worker::release_user(std::string_view user) { app_.admission().release_user(user); }
+
+void Worker::note_login_failure(const client::ClientSession& session) {
+  if (config_->general.max_login_failures_per_address > 0) {
+    app_.admission().note_login_failure(address_of(session.peer()), net::now_ms(loop_));
   }
 }
 
+// max_user_query_rate: this worker's share of the rate, like pool_size.
+bool Worker::admit_request(client::ClientSession& session, const config::UserConfig& user) {
+  const double rate = user.max_query_rate.value_or(config_->general.max_user_query_rate);
+  if (rate <= 0) {
+    return true;
+  }
+  if (throttle_.admit(session, user.name, rate / worker_count_, net::now_ms(loop_))) {
+    return true;
+  }
+  if (!throttle_timer_) {
+    throttle_timer_ = std::make_unique<net::Timer>(loop_, [this] {
+      throttle_.tick(net::now_ms(loop_), config_->general.query_rate_wait);
+      if (!throttle_.has_waiters()) {
+        throttle_timer_->stop();
+      }
+    });
+  }
+  throttle_timer_->start(std::chrono::milliseconds(5), std::chrono::milliseconds(5));
+  return false;
+}
+
 void Worker::on_client_closed(client::ClientSession& session) {
+  throttle_.forget(session);
+  if (auto it = admitted_address_.find(session.slot()); it != admitted_address_.end()) {
+    app_.admission().release_address(it->second);
+    admitted_address_.erase(it);
+  }
   if (auto owned = clients_.take(session.slot())) {
     app_.client_count().fetch_sub(1, std::memory_order_relaxed);
     loop_.defer_delete(std::move(owned));
@@ -375,6 +460,7 @@ void Worker::stop_now() {
   http_.reset();
   pools_.clear();
   pool_timer_.reset();
+  throttle_timer_.reset();
   client_timer_.reset();
   stats_timer_.reset();
   shutdown_timer_.reset();

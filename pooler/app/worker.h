@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "pooler/admin/control.h"
+#include "pooler/app/admission.h"
 #include "pooler/app/client_table.h"
+#include "pooler/app/query_throttle.h"
 #include "pooler/backend/pool.h"
 #include "pooler/client/client_session.h"
 #include "pooler/client/session_host.h"
@@ -83,6 +85,10 @@ class Worker final : public client::SessionHost,
   wire::WriteBuffer& scratch() override { return scratch_; }
   client::WorkerCounters& counters() override { return counters_; }
   bool draining() const override { return draining_; }
+  bool admit_user(const config::UserConfig& user, bool& counted) override;
+  void release_user(std::string_view user) override;
+  void note_login_failure(const client::ClientSession& session) override;
+  bool admit_request(client::ClientSession& session, const config::UserConfig& user) override;
   std::shared_ptr<const client::SessionSettings> intern_settings(client::SessionSettings s) override;
 
  private:
@@ -108,6 +114,12 @@ class Worker final : public client::SessionHost,
   client::PreparedRegistry registry_;
   parser::AnalysisCache analysis_cache_;
   std::unique_ptr<advice::ShapeStats> shape_stats_;  // null when query_stats is off
+  // Limits: the address each client was admitted from (only while a per-address limit is
+  // on), and the per-user query rate buckets with their waiting sessions.
+  std::unordered_map<std::uint32_t, std::string> admitted_address_;
+  QueryThrottle throttle_;
+  std::unique_ptr<net::Timer> throttle_timer_;
+  AdmissionLimits admission_limits() const;
   void apply_stats_config();
   std::uint64_t round_robin_ = 0;
   std::map<std::string, std::shared_ptr<const backend::HealthSnapshot>, std::less<>> health_;

@@ -167,6 +167,15 @@ Result<void> ClientSession::finish_auth() {
   if (login_->admin) {
     return finish_admin_auth();
   }
+  if (!host_.admit_user(*user_config_, user_counted_)) {
+    ++host_.counters().refused[4];  // app::Refusal::UserConns
+    const int limit = user_config_->max_user_client_connections.value_or(
+        host_.config().general.max_user_client_connections);
+    return std::unexpected(Error{Errc::PoolFull,
+                                 "too many connections for user \"" + user_config_->name +
+                                     "\" (max_user_client_connections = " + std::to_string(limit) + ")",
+                                 std::string(ss::kTooManyConnections)});
+  }
   wire::WriteBuffer& out = host_.scratch();
   out.clear();
   wire::encode_auth_ok(out);

@@ -59,6 +59,9 @@ ClientSession::~ClientSession() {
       host_.prepared().release(sid);
     }
   }
+  if (user_counted_) {
+    host_.release_user(user_config_->name);
+  }
   stream_.close();
 }
 
@@ -102,7 +105,8 @@ void ClientSession::on_read(std::span<const std::byte> bytes) {
   // the client is not read until then, so it cannot pile up input here. Below the bound
   // reading goes on: stopping and restarting costs two epoll_ctl calls per wait.
   if (inbuf_.size() > kMaxBufferedWhileWaiting && (state_ == ClientState::WaitingForBackend ||
-                                                   state_ == ClientState::WaitingForParams)) {
+                                                   state_ == ClientState::WaitingForParams ||
+                                                   state_ == ClientState::Throttled)) {
     stream_.pause_reading();
   }
 }
@@ -137,7 +141,8 @@ std::size_t ClientSession::process(std::span<const std::byte> in) {
       }
       continue;
     }
-    if (state_ == ClientState::WaitingForBackend || state_ == ClientState::WaitingForParams) {
+    if (state_ == ClientState::WaitingForBackend || state_ == ClientState::WaitingForParams ||
+        state_ == ClientState::Throttled) {
       break;
     }
     if (state_ == ClientState::Idle && !is_admin()) {
@@ -171,6 +176,7 @@ std::size_t ClientSession::process(std::span<const std::byte> in) {
       case ClientState::Idle: handle_idle_frame(f, consumed); break;
       case ClientState::WaitingForParams:
       case ClientState::WaitingForBackend:
+      case ClientState::Throttled:
       case ClientState::Linked:
       case ClientState::Closing: consumed = false; break;
     }
@@ -182,6 +188,7 @@ std::size_t ClientSession::process(std::span<const std::byte> in) {
                                                                : ss::kConnectionFailure;
       if (e.code == Errc::Auth) {
         ++host_.counters().logins_failed;
+        host_.note_login_failure(*this);
       }
       close_with_error(code, e.message);
       return used;
@@ -223,6 +230,10 @@ void ClientSession::handle_idle_frame(const wire::Frame& frame, bool& consumed) 
     return;  // answered here; the transaction starts on the backend its next request picks
   }
   consumed = false;  // forwarded once linked
+  if (std::exchange(rate_token_, false) == false && !host_.admit_request(*this, *user_config_)) {
+    transition(ClientState::Throttled);  // the frame stays buffered until on_throttle_end
+    return;
+  }
   backend::Pool* pool = route(frame);
   if (pool == nullptr) {
     // primary_reads = "never" and no replica can take this read: an error for this request
@@ -272,6 +283,31 @@ void ClientSession::on_lease_failed(const Error& error) {
     return;
   }
   transition(ClientState::Idle);
+  fail_first_request(error);
+}
+
+void ClientSession::on_throttle_end(bool granted) {
+  if (state_ != ClientState::Throttled) {
+    return;
+  }
+  transition(ClientState::Idle);
+  if (granted) {
+    rate_token_ = true;
+  } else {
+    ++host_.counters().refused[5];  // app::Refusal::QueryRate
+    const config::GeneralConfig& g = host_.config().general;
+    fail_first_request(Error{Errc::PoolFull,
+                             "query rate limit of user \"" + user_config_->name +
+                                 "\" exceeded (max_user_query_rate; waited " +
+                                 std::to_string(g.query_rate_wait.count()) + " ms)",
+                             std::string(ss::kConfigurationLimitExceeded)});
+    return;
+  }
+  stream_.resume_reading();
+  process_buffered();
+}
+
+void ClientSession::fail_first_request(const Error& error) {
   const bool timeout = error.code == Errc::Timeout;
   send_error("ERROR",
              !error.sqlstate.empty() ? error.sqlstate
@@ -605,6 +641,7 @@ void ClientSession::tick(std::uint64_t now_ms) {
       }
       return;
     case ClientState::WaitingForBackend:
+    case ClientState::Throttled:
     case ClientState::Closing: return;
   }
 }

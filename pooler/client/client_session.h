@@ -72,6 +72,8 @@ class ClientSession final : public net::Deletable,
   void tick(std::uint64_t now_ms);
   // A CancelRequest for this client arrived (on any worker) with the right secret.
   void cancel_running_query();
+  // max_user_query_rate: the throttled request may go on (`granted`), or it waited too long.
+  void on_throttle_end(bool granted);
   // Ends the session with a FATAL error (shutdown, admin KILL, timeouts).
   void close_with_error(std::string_view sqlstate, const std::string& message);
 
@@ -101,6 +103,8 @@ class ClientSession final : public net::Deletable,
   // backend::PoolWaiter
   void on_backend_leased(backend::BackendConn& backend) override;
   void on_lease_failed(const Error& error) override;
+  // The first buffered request gets `error` (an extended-protocol one then skips to Sync).
+  void fail_first_request(const Error& error);
   void on_server_params_ready() override;
 
   void transition(ClientState to);
@@ -232,6 +236,8 @@ class ClientSession final : public net::Deletable,
   bool retry_on_primary_ = false;        // a replica refused a write: run it again on the primary
   bool force_primary_ = false;           // the next lease goes to the primary, whatever it is
   bool held_begin_ = false;              // pgmux answered a lone BEGIN; it runs at the next lease
+  bool rate_token_ = false;              // the throttle granted the next request its token
+  bool user_counted_ = false;            // counted for max_user_client_connections
   std::uint64_t write_done_ns_ = 0;      // read-your-writes: when the last write ended
   std::uint64_t commit_lsn_ = 0;         // ... and an LSN at or past its commit, once known
   backend::BackendConn* backend_ = nullptr;

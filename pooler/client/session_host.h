@@ -50,6 +50,8 @@ struct WorkerCounters {
   std::uint64_t routed_primary = 0;   // leases routed to the primary
   std::uint64_t routed_replica = 0;   // leases routed to a replica
   std::uint64_t replica_retries = 0;  // requests a replica refused (25006), run on the primary
+  // Connections, logins and requests refused by a limit, by app::Refusal.
+  std::array<std::uint64_t, 6> refused{};
 
   // Request latency as pgmux sees it (with query_stats on): a Prometheus histogram per
   // route, bucket i counting requests up to kLatencyBounds[i] seconds, the last one +Inf.
@@ -116,6 +118,9 @@ struct WorkerCounters {
     routed_primary += o.routed_primary;
     routed_replica += o.routed_replica;
     replica_retries += o.replica_retries;
+    for (std::size_t i = 0; i < refused.size(); ++i) {
+      refused[i] += o.refused[i];
+    }
     latency_primary += o.latency_primary;
     latency_replica += o.latency_replica;
     for (std::size_t i = 0; i < errors_by_class.size(); ++i) {
@@ -159,6 +164,16 @@ class SessionHost {
   // One shared object per distinct startup settings (bounded); `s` must be complete.
   virtual std::shared_ptr<const SessionSettings> intern_settings(SessionSettings s) = 0;
   virtual bool draining() const = 0;
+
+  // Limits (app/admission.h, app/query_throttle.h).
+  // A login as `user`; false when max_user_client_connections is reached. `counted` says
+  // whether release_user() must follow when the session ends.
+  virtual bool admit_user(const config::UserConfig& user, bool& counted) = 0;
+  virtual void release_user(std::string_view user) = 0;
+  virtual void note_login_failure(const ClientSession& session) = 0;
+  // Whether `session` may start a request now (max_user_query_rate). False: it is queued
+  // and ClientSession::on_throttle_end() tells it when to go on or fail.
+  virtual bool admit_request(ClientSession& session, const config::UserConfig& user) = 0;
 
  protected:
   ~SessionHost() = default;

@@ -66,6 +66,13 @@ struct GeneralConfig {
   std::string log_level = "info";
   LogFormat log_format = LogFormat::Text;
   int max_client_conn = 10'000;
+  // Limits against one noisy address or user (0 = none); see app/admission.h.
+  int max_client_conn_per_address = 0;
+  double max_connection_rate_per_address = 0;  // new connections per second
+  int max_login_failures_per_address = 0;      // per minute; then its connections are refused
+  int max_user_client_connections = 0;         // per user; [users.NAME] may override
+  double max_user_query_rate = 0;              // requests per second per user; [users.NAME] too
+  Millis query_rate_wait{1000};                // a throttled request waits this long at most
   std::uint32_t max_message_size = 64 * 1024 * 1024;  // regular-phase limit, bytes
   Millis shutdown_timeout{30'000};
   Millis stats_period{60'000};             // periodic stats line; 0 = off
@@ -138,6 +145,8 @@ struct UserConfig {
   PasswordKind password_kind = PasswordKind::Plain;  // set by the loader from `password`
   AuthMethod auth = AuthMethod::ScramSha256;
   std::optional<PoolMode> pool_mode;       // overrides the database's
+  std::optional<int> max_user_client_connections;  // overrides [pgmux]'s
+  std::optional<double> max_query_rate;             // overrides [pgmux] max_user_query_rate
 };
 
 struct Config {

@@ -475,6 +475,24 @@ void read_general(const toml::table& table, GeneralConfig& out, Diagnostics& dia
   if (auto max_conn = in.integer("max_client_conn", 1, kIntMax)) {
     out.max_client_conn = static_cast<int>(*max_conn);
   }
+  if (auto n = in.integer("max_client_conn_per_address", 0, kIntMax)) {
+    out.max_client_conn_per_address = static_cast<int>(*n);
+  }
+  if (auto rate = in.number("max_connection_rate_per_address", 0, 1e9)) {
+    out.max_connection_rate_per_address = *rate;
+  }
+  if (auto n = in.integer("max_login_failures_per_address", 0, kIntMax)) {
+    out.max_login_failures_per_address = static_cast<int>(*n);
+  }
+  if (auto n = in.integer("max_user_client_connections", 0, kIntMax)) {
+    out.max_user_client_connections = static_cast<int>(*n);
+  }
+  if (auto rate = in.number("max_user_query_rate", 0, 1e9)) {
+    out.max_user_query_rate = *rate;
+  }
+  if (auto wait = in.seconds("query_rate_wait")) {
+    out.query_rate_wait = *wait;
+  }
   if (auto size = in.integer("max_message_size", kMinMessageSize, kMaxMessageSize)) {
     out.max_message_size = static_cast<std::uint32_t>(*size);
   }
@@ -767,6 +785,10 @@ UserConfig read_user(std::string_view name, const toml::table& table, Diagnostic
   }
   const auto password = in.string("password", /*allow_empty=*/true);
   user.pool_mode = in.choice("pool_mode", kPoolModes);
+  if (auto n = in.integer("max_user_client_connections", 0, kIntMax)) {
+    user.max_user_client_connections = static_cast<int>(*n);
+  }
+  user.max_query_rate = in.number("max_query_rate", 0, 1e9);
   in.report_unknown_keys();
   if (!auth && in.has("auth")) {
     return user;  // the password checks depend on the method; it is already reported

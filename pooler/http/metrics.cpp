@@ -180,6 +180,14 @@ std::string render_metrics(const admin::Snapshots& snaps) {
                          c.errors_by_class[i]);
     }
   }
+  header(out, "pgmux_refused_total", "counter",
+         "Connections, logins and requests refused by a limit, by reason.");
+  static constexpr std::array<std::string_view, 6> kReasons = {
+      "max_client_conn", "address_connections", "address_rate",
+      "login_failures",  "user_connections",    "query_rate"};
+  for (std::size_t i = 0; i < kReasons.size(); ++i) {
+    out += fmt::format("pgmux_refused_total{{reason=\"{}\"}} {}\n", kReasons[i], c.refused[i]);
+  }
   header(out, "pgmux_pinned_clients", "gauge", "Clients pinned to their backend.");
   out += fmt::format("pgmux_pinned_clients {}\n", pinned);
   std::size_t statements = 0;
