@@ -23,6 +23,7 @@ App::App(std::shared_ptr<const config::Config> config, std::string config_path)
   for (int i = 0; i < n; ++i) {
     workers_.push_back(std::make_unique<Worker>(*this, i, n, config_));
   }
+  auth_lookup_.set_config(config_);
 }
 
 App::~App() = default;
@@ -89,6 +90,7 @@ void App::reload_now() {
     w->post_reload(next);
   }
   apply_advice_config();
+  auth_lookup_.set_config(next);
   spdlog::info("reload: configuration reloaded from {}", config_path_);
 }
 
@@ -129,6 +131,7 @@ int App::run() {
     for (auto& w : self->workers_) {
       w->post_shutdown(escalate, self->config_->general.shutdown_timeout);
     }
+    self->auth_lookup_.stop();  // no new logins while draining: nothing more to post to workers
   }, SIGTERM);
   uv_signal_start(&sigint, [](uv_signal_t* h, int) {
     auto* self = static_cast<App*>(h->data);
@@ -136,6 +139,7 @@ int App::run() {
     for (auto& w : self->workers_) {
       w->post_shutdown(true, self->config_->general.shutdown_timeout);
     }
+    self->auth_lookup_.stop();
   }, SIGINT);
   uv_signal_start(&sighup, [](uv_signal_t* h, int) {
     static_cast<App*>(h->data)->reload_now();

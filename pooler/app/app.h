@@ -10,6 +10,7 @@
 
 #include "pooler/admin/control.h"
 #include "pooler/app/admission.h"
+#include "pooler/app/auth_lookup.h"
 #include "pooler/advice/advice_store.h"
 #include "pooler/advice/index_advisor.h"
 #include "pooler/advice/sample.h"
@@ -48,6 +49,7 @@ class App final : public admin::Control {
 
   // Connection and login limits shared by every worker.
   Admission& admission() { return admission_; }
+  AuthLookup& auth_lookup() { return auth_lookup_; }
 
   // From any worker: a sample for the index advisor (dropped when its queue is full).
   void submit_sample(advice::Sample&& sample) { sample_queue_.try_push(std::move(sample)); }
@@ -65,6 +67,7 @@ class App final : public admin::Control {
   int term_signals_ = 0;
   std::atomic<int> client_count_{0};
   Admission admission_;
+  AuthLookup auth_lookup_;
   advice::SampleQueue sample_queue_{256};
   advice::AdviceStore advice_store_;
   std::unique_ptr<advice::IndexAdvisor> advisor_;

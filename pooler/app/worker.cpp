@@ -185,6 +185,22 @@ bool Worker::admit_user(const config::UserConfig& user, bool& counted) {
 
 void Worker::release_user(std::string_view user) { app_.admission().release_user(user); }
 
+void Worker::lookup_user(client::ClientSession& session, const config::DatabaseConfig& db,
+                         const std::string& user) {
+  const std::uint32_t slot = session.slot();
+  const std::uint64_t id = session.id();
+  app_.auth_lookup().lookup(db.name, user, [this, slot, id](std::shared_ptr<const config::UserConfig> found) {
+    // The answer comes from the lookup thread (or at once from its cache): back to this loop,
+    // where the session may have gone meanwhile.
+    loop_.post([this, slot, id, found = std::move(found)]() mutable {
+      client::ClientSession* s = clients_.get(slot);
+      if (s != nullptr && s->id() == id) {
+        s->on_user_looked_up(std::move(found));
+      }
+    });
+  });
+}
+
 void Worker::note_login_failure(const client::ClientSession& session) {
   if (config_->general.max_login_failures_per_address > 0) {
     app_.admission().note_login_failure(address_of(session.peer()), net::now_ms(loop_));

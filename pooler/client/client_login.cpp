@@ -87,7 +87,28 @@ Result<void> ClientSession::handle_startup(const wire::Frame& frame) {
   user_config_ = cfg.find_user(login_->user);
   login_->user_known = user_config_ != nullptr;
   transition(ClientState::Authenticating);
+  if (user_config_ == nullptr && db_config_->auth_user) {
+    // Not configured: ask PostgreSQL (auth_query) before choosing how to authenticate.
+    login_->looking_up = true;
+    host_.lookup_user(*this, *db_config_, login_->user);
+    return {};
+  }
   return start_auth();
+}
+
+void ClientSession::on_user_looked_up(std::shared_ptr<const config::UserConfig> user) {
+  if (state_ != ClientState::Authenticating || !login_ || !login_->looking_up) {
+    return;
+  }
+  login_->looking_up = false;
+  if (user) {
+    user_config_ = user.get();
+    extras().looked_up_user = std::move(user);
+  }
+  login_->user_known = user_config_ != nullptr;
+  if (auto ok = start_auth(); !ok) {
+    close_with_error(ss::kProtocolViolation, ok.error().message);
+  }
 }
 
 Result<void> ClientSession::start_auth() {
@@ -115,6 +136,9 @@ Result<void> ClientSession::start_auth() {
 
 Result<void> ClientSession::handle_auth(const wire::Frame& frame) {
   const std::string failed = "password authentication failed for user \"" + login_->user + "\"";
+  if (login_->looking_up) {
+    return fail(Errc::Protocol, "unexpected message before the authentication request");
+  }
   auto& scram = login_->scram;
   if (frame.type != 'p') {
     return fail(Errc::Protocol, std::string("expected password response, got message type '") +

@@ -72,6 +72,8 @@ class ClientSession final : public net::Deletable,
   void tick(std::uint64_t now_ms);
   // A CancelRequest for this client arrived (on any worker) with the right secret.
   void cancel_running_query();
+  // auth_query answered: the user as PostgreSQL knows it, or nullptr (no such user).
+  void on_user_looked_up(std::shared_ptr<const config::UserConfig> user);
   // max_user_query_rate: the throttled request may go on (`granted`), or it waited too long.
   void on_throttle_end(bool granted);
   // Ends the session with a FATAL error (shutdown, admin KILL, timeouts).
@@ -179,6 +181,7 @@ class ClientSession final : public net::Deletable,
     bool user_known = false;
     bool scram_started = false;
     bool admin = false;  // database "pgmux" or "pgbouncer"
+    bool looking_up = false;  // auth_query in flight: no auth request sent yet
   };
   // What only some clients need (prepared statements, SETs being tracked): allocated on
   // first use, so an idle client stays small.
@@ -201,6 +204,8 @@ class ClientSession final : public net::Deletable,
     std::int64_t unnamed_slot = -1;
     std::uint64_t unnamed_key = 0;
     std::unique_ptr<advice::Sample> unnamed_sample;  // its sample, waiting for the Bind
+    // A user found by auth_query (user_config_ points here).
+    std::shared_ptr<const config::UserConfig> looked_up_user;
   };
   Extras& extras();
   bool tracking_effects() const {

@@ -73,6 +73,10 @@ struct GeneralConfig {
   int max_user_client_connections = 0;         // per user; [users.NAME] may override
   double max_user_query_rate = 0;              // requests per second per user; [users.NAME] too
   Millis query_rate_wait{1000};                // a throttled request waits this long at most
+  // Users not in [users] are looked up in PostgreSQL (databases may override both).
+  std::optional<std::string> auth_user;        // a [users] entry with a plaintext password
+  std::string auth_query = "SELECT usename, passwd FROM pg_shadow WHERE usename = $1";
+  Millis auth_cache_ttl{30'000};               // how long a looked-up user (or its absence) is kept
   std::uint32_t max_message_size = 64 * 1024 * 1024;  // regular-phase limit, bytes
   Millis shutdown_timeout{30'000};
   Millis stats_period{60'000};             // periodic stats line; 0 = off
@@ -137,6 +141,8 @@ struct DatabaseConfig {
   std::optional<std::string> server_password;
   Timeouts timeouts;                        // [pgmux] values unless overridden here
   RoutingConfig routing;
+  std::optional<std::string> auth_user;     // [pgmux]'s unless set here
+  std::string auth_query;                   // [pgmux]'s unless set here
 };
 
 struct UserConfig {

@@ -493,6 +493,13 @@ void read_general(const toml::table& table, GeneralConfig& out, Diagnostics& dia
   if (auto wait = in.seconds("query_rate_wait")) {
     out.query_rate_wait = *wait;
   }
+  out.auth_user = in.string("auth_user");
+  if (auto query = in.string("auth_query")) {
+    out.auth_query = std::move(*query);
+  }
+  if (auto ttl = in.seconds("auth_cache_ttl")) {
+    out.auth_cache_ttl = *ttl;
+  }
   if (auto size = in.integer("max_message_size", kMinMessageSize, kMaxMessageSize)) {
     out.max_message_size = static_cast<std::uint32_t>(*size);
   }
@@ -737,6 +744,8 @@ DatabaseConfig read_database(std::string_view name, const toml::table& table,
   }
   db.server_user = in.string("server_user");
   db.server_password = in.string("server_password");
+  db.auth_user = in.string("auth_user");
+  db.auth_query = in.string("auth_query").value_or("");
   if (in.has("server_password") && !in.has("server_user")) {
     diag.error(in.source_of("server_password"), "'server_password' needs 'server_user'");
   }
@@ -855,6 +864,25 @@ Result<Config> read_config(const toml::table& root, std::string_view source_name
   }
   if (advice != nullptr) {
     read_index_advice(*advice, config.index_advice, diag);
+  }
+  // auth_user and auth_query: [pgmux]'s unless the database has its own; auth_user must be
+  // a configured user with a plaintext password (pgmux logs in as it to run auth_query).
+  for (auto& [name, db] : config.databases) {
+    if (!db.auth_user) {
+      db.auth_user = config.general.auth_user;
+    }
+    if (db.auth_query.empty()) {
+      db.auth_query = config.general.auth_query;
+    }
+    if (db.auth_user) {
+      const UserConfig* au = config.find_user(*db.auth_user);
+      if (au == nullptr || au->password_kind != PasswordKind::Plain || au->password.empty()) {
+        diag.error(databases != nullptr ? databases->source() : root.source(),
+                   fmt::format("auth_user \"{}\" of database \"{}\" must be a [users] entry with a "
+                               "plaintext password (pgmux logs in as it to run auth_query)",
+                               *db.auth_user, name));
+      }
+    }
   }
   if (!top.has("databases") || (databases != nullptr && databases->empty())) {
     diag.error(databases != nullptr ? databases->source() : root.source(),
