@@ -111,14 +111,64 @@ void ClientSession::on_user_looked_up(std::shared_ptr<const config::UserConfig> 
   }
 }
 
+// [[hba]]: the first rule matching the database, user and client address decides how this
+// login authenticates (the user's own `auth` when there are no rules).
+Result<config::AuthMethod> ClientSession::auth_method() const {
+  const bool known = login_->user_known;
+  const config::AuthMethod own = known ? user_config_->auth : config::AuthMethod::ScramSha256;
+  if (config_->hba.empty()) {
+    return own;
+  }
+  const std::string peer_text = peer();
+  std::string_view ip = peer_text == "unix" ? std::string_view() : std::string_view(peer_text);
+  if (ip.starts_with('[')) {
+    ip = ip.substr(1, ip.find(']') - 1);
+  } else if (const auto colon = ip.rfind(':'); colon != std::string_view::npos) {
+    ip = ip.substr(0, colon);
+  }
+  const std::string where = "user \"" + login_->user + "\", database \"" + login_->database +
+                            "\", address " + (ip.empty() ? std::string("unix socket") : std::string(ip));
+  const config::HbaRule* rule = config::match_hba(config_->hba, login_->database, login_->user, ip);
+  if (rule == nullptr) {
+    return fail(Errc::Auth, "no [[hba]] rule allows " + where, ss::kInvalidAuthorization);
+  }
+  using M = config::HbaRule::Method;
+  switch (rule->method) {
+    case M::Reject:
+      return fail(Errc::Auth, "[[hba]] rule #" + std::to_string(rule->index) + " rejects " + where,
+                  ss::kInvalidAuthorization);
+    case M::Cert:
+      return fail(Errc::Auth,
+                  "[[hba]] rule #" + std::to_string(rule->index) +
+                      " asks for a TLS client certificate, which this connection has not given",
+                  ss::kInvalidAuthorization);
+    case M::Trust: return config::AuthMethod::Trust;
+    case M::ScramSha256: return config::AuthMethod::ScramSha256;
+    case M::Md5:
+      if (known && user_config_->password_kind == config::PasswordKind::ScramSha256) {
+        return fail(Errc::Auth,
+                    "[[hba]] rule #" + std::to_string(rule->index) + " asks for md5, and user \"" +
+                        login_->user + "\" has only a SCRAM verifier",
+                    ss::kInvalidAuthorization);
+      }
+      return config::AuthMethod::Md5;
+  }
+  return own;
+}
+
 Result<void> ClientSession::start_auth() {
   wire::WriteBuffer& out = host_.scratch();
   out.clear();
   const bool known = login_->user_known;
-  if (known && user_config_->auth == config::AuthMethod::Trust) {
+  const auto method = auth_method();
+  if (!method) {
+    spdlog::info("client {} {}: {}", id_, peer(), method.error().message);
+    return std::unexpected(method.error());
+  }
+  if (known && *method == config::AuthMethod::Trust) {
     return finish_auth();
   }
-  if (known && user_config_->auth == config::AuthMethod::Md5) {
+  if (known && *method == config::AuthMethod::Md5) {
     wire::random_bytes(login_->md5_salt);
     wire::encode_auth_md5(login_->md5_salt, out);
   } else {

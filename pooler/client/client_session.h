@@ -120,6 +120,7 @@ class ClientSession final : public net::Deletable,
   // Startup and authentication.
   Result<void> handle_startup(const wire::Frame& frame);
   Result<void> start_auth();
+  Result<config::AuthMethod> auth_method() const;
   Result<void> handle_auth(const wire::Frame& frame);
   Result<void> finish_auth();
   Result<void> finish_admin_auth();

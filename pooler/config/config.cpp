@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <arpa/inet.h>
+
+#include <algorithm>
 #include <charconv>
+#include <cstring>
 
 namespace pooler::config {
 namespace {
@@ -213,6 +217,94 @@ std::string_view to_string(PasswordKind kind) {
     case PasswordKind::ScramSha256: return "scram-sha-256";
   }
   return "unknown";
+}
+
+std::string_view to_string(HbaRule::Method method) {
+  switch (method) {
+    case HbaRule::Method::ScramSha256: return "scram-sha-256";
+    case HbaRule::Method::Md5: return "md5";
+    case HbaRule::Method::Trust: return "trust";
+    case HbaRule::Method::Reject: return "reject";
+    case HbaRule::Method::Cert: return "cert";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// An IP address in 16 bytes (IPv4 as ::ffff:a.b.c.d); false when `text` is not one.
+bool parse_ip(std::string_view text, std::array<std::uint8_t, 16>& out, bool& v4) {
+  const std::string s(text);
+  in_addr a4{};
+  in6_addr a6{};
+  if (::inet_pton(AF_INET, s.c_str(), &a4) == 1) {
+    out = {};
+    out[10] = out[11] = 0xff;
+    std::memcpy(out.data() + 12, &a4, 4);
+    v4 = true;
+    return true;
+  }
+  if (::inet_pton(AF_INET6, s.c_str(), &a6) == 1) {
+    std::memcpy(out.data(), &a6, 16);
+    v4 = false;
+    return true;
+  }
+  return false;
+}
+
+bool in_network(const std::array<std::uint8_t, 16>& ip, const HbaRule::Network& n) {
+  int bits = n.prefix;
+  for (std::size_t i = 0; i < 16 && bits > 0; ++i, bits -= 8) {
+    const auto mask = static_cast<std::uint8_t>(bits >= 8 ? 0xff : 0xff << (8 - bits));
+    if ((ip[i] & mask) != (n.address[i] & mask)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool listed(const std::vector<std::string>& names, std::string_view name) {
+  return names.empty() || std::find(names.begin(), names.end(), name) != names.end();
+}
+
+}  // namespace
+
+std::optional<HbaRule::Network> parse_network(std::string_view text) {
+  const auto slash = text.find('/');
+  HbaRule::Network n;
+  bool v4 = false;
+  if (!parse_ip(text.substr(0, slash), n.address, v4)) {
+    return std::nullopt;
+  }
+  const int max = v4 ? 32 : 128;
+  int prefix = max;
+  if (slash != std::string_view::npos) {
+    const std::string_view p = text.substr(slash + 1);
+    auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), prefix);
+    if (ec != std::errc() || end != p.data() + p.size() || prefix < 0 || prefix > max) {
+      return std::nullopt;
+    }
+  }
+  n.prefix = v4 ? prefix + 96 : prefix;
+  return n;
+}
+
+const HbaRule* match_hba(const std::vector<HbaRule>& rules, std::string_view database,
+                         std::string_view user, std::string_view address) {
+  std::array<std::uint8_t, 16> ip{};
+  bool v4 = false;
+  const bool has_ip = !address.empty() && parse_ip(address, ip, v4);
+  for (const HbaRule& rule : rules) {
+    if (!listed(rule.databases, database) || !listed(rule.users, user)) {
+      continue;
+    }
+    if (rule.networks.empty() ||
+        (has_ip && std::any_of(rule.networks.begin(), rule.networks.end(),
+                               [&](const HbaRule::Network& n) { return in_network(ip, n); }))) {
+      return &rule;
+    }
+  }
+  return nullptr;
 }
 
 Result<PasswordKind> classify_password(std::string_view password) {

@@ -2,6 +2,7 @@
 // Plain configuration structs. A Config is loaded once, validated, and then shared
 // read-only (shared_ptr<const Config>) by every worker; a reload swaps it whole.
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -155,12 +156,36 @@ struct UserConfig {
   std::optional<double> max_query_rate;             // overrides [pgmux] max_user_query_rate
 };
 
+// One [[hba]] rule, like a line of pg_hba.conf: the first rule whose database, user and
+// address match a login decides how it authenticates.
+struct HbaRule {
+  enum class Method : std::uint8_t { ScramSha256, Md5, Trust, Reject, Cert };
+  struct Network {
+    std::array<std::uint8_t, 16> address{};  // IPv4 as ::ffff:a.b.c.d
+    int prefix = 0;                          // bits, of the 128
+  };
+  std::vector<std::string> databases;  // empty = all
+  std::vector<std::string> users;      // empty = all
+  std::vector<Network> networks;       // empty = all addresses (TCP and Unix sockets)
+  Method method = Method::Reject;
+  int index = 0;                       // 1-based position in the file, for messages
+};
+std::string_view to_string(HbaRule::Method method);
+
+// "10.0.0.0/8", "192.168.1.7", "::1/128", "fe80::/10"; nullopt when malformed.
+std::optional<HbaRule::Network> parse_network(std::string_view text);
+// The first rule that matches; nullptr when none does. `address` is the client's IP as text
+// ("" for a Unix socket, which only address-less rules match).
+const HbaRule* match_hba(const std::vector<HbaRule>& rules, std::string_view database,
+                         std::string_view user, std::string_view address);
+
 struct Config {
   std::string source_path;                 // the file it came from, for logs
   GeneralConfig general;
   std::map<std::string, DatabaseConfig, std::less<>> databases;  // by client-visible name
   std::map<std::string, UserConfig, std::less<>> users;
   IndexAdviceConfig index_advice;
+  std::vector<HbaRule> hba;                // empty: each user's own `auth` decides
 
   const DatabaseConfig* find_database(std::string_view name) const;
   const UserConfig* find_user(std::string_view name) const;

@@ -532,6 +532,62 @@ void read_general(const toml::table& table, GeneralConfig& out, Diagnostics& dia
   in.report_unknown_keys();
 }
 
+void read_hba(const toml::node& node, std::vector<HbaRule>& out, Diagnostics& diag) {
+  static constexpr std::array<Choice<HbaRule::Method>, 5> kMethods{{
+      {"scram-sha-256", HbaRule::Method::ScramSha256},
+      {"md5", HbaRule::Method::Md5},
+      {"trust", HbaRule::Method::Trust},
+      {"reject", HbaRule::Method::Reject},
+      {"cert", HbaRule::Method::Cert},
+  }};
+  const auto* array = node.as_array();
+  if (array == nullptr || !array->is_array_of_tables()) {
+    diag.error(node.source(), "hba must be an array of tables: [[hba]]");
+    return;
+  }
+  int index = 0;
+  for (const auto& item : *array) {
+    ++index;
+    const toml::table& table = *item.as_table();
+    TableReader in(table, fmt::format("[[hba]] #{}", index), diag);
+    HbaRule rule;
+    rule.index = index;
+    // "all" (or absent) = every one; "name"; or ["a", "b"].
+    auto list = [&](std::string_view key, std::vector<std::string>& into) {
+      const toml::node* n = table.get(key);
+      std::optional<std::vector<std::string>> names;
+      if (n != nullptr && n->is_array()) {
+        names = in.strings(key, "names");
+      } else if (auto one = in.string(key)) {
+        names = std::vector<std::string>{*one};
+      }
+      if (names && std::find(names->begin(), names->end(), "all") == names->end()) {
+        into = std::move(*names);
+      }
+    };
+    list("database", rule.databases);
+    list("user", rule.users);
+    std::vector<std::string> addresses;
+    list("address", addresses);
+    for (const auto& a : addresses) {
+      if (auto n = parse_network(a)) {
+        rule.networks.push_back(*n);
+      } else {
+        diag.error(in.source_of("address"),
+                   fmt::format("'address' must be an IP address or network (\"10.0.0.0/8\", "
+                               "\"::1/128\") or \"all\", got '{}'", a));
+      }
+    }
+    if (in.require("method", " (scram-sha-256, md5, trust, reject or cert)")) {
+      if (auto method = in.choice("method", kMethods)) {
+        rule.method = *method;
+      }
+    }
+    in.report_unknown_keys();
+    out.push_back(std::move(rule));
+  }
+}
+
 void read_index_advice(const toml::table& table, IndexAdviceConfig& out, Diagnostics& diag) {
   TableReader in(table, "[index_advice]", diag);
   static constexpr std::array<Choice<IndexAdviceConfig::Target>, 2> kTargets{{
@@ -843,7 +899,12 @@ Result<Config> read_config(const toml::table& root, std::string_view source_name
   const toml::table* databases = top.table("databases");
   const toml::table* users = top.table("users");
   const toml::table* advice = top.table("index_advice");
-  top.report_unknown_keys(" (expected [pgmux], [databases.NAME], [users.NAME] or [index_advice])");
+  const toml::node* hba = top.get("hba");
+  top.report_unknown_keys(
+      " (expected [pgmux], [databases.NAME], [users.NAME], [index_advice] or [[hba]])");
+  if (hba != nullptr) {
+    read_hba(*hba, config.hba, diag);
+  }
 
   // [pgmux] first: databases inherit its timeouts wherever it sits in the file.
   if (general != nullptr) {

@@ -336,7 +336,7 @@ TEST(ConfigLoaderTest, UnknownKeyElsewhere) {
             "pgmux.toml:3:1: unknown key 'pasword' in [users.bob]");
   EXPECT_EQ(error_of(with_database("[pgmuxx]\nworkers = 1\n")),
             "pgmux.toml:1:2: unknown key 'pgmuxx' at top level "
-            "(expected [pgmux], [databases.NAME], [users.NAME] or [index_advice])");
+            "(expected [pgmux], [databases.NAME], [users.NAME], [index_advice] or [[hba]])");
   EXPECT_EQ(error_of(with_database("[databases.\"my db\"]\nprimary = \"h:1\"\nx = 1\n")),
             "pgmux.toml:3:1: unknown key 'x' in [databases.\"my db\"]");
 }
@@ -626,6 +626,46 @@ TEST(ConfigTest, EnumNames) {
   EXPECT_EQ(to_string(AuthMethod::Trust), "trust");
   EXPECT_EQ(to_string(LogFormat::Json), "json");
   EXPECT_EQ(to_string(PasswordKind::Md5), "md5");
+}
+
+}  // namespace
+}  // namespace pooler::config
+
+namespace pooler::config {
+namespace {
+
+TEST(HbaTest, NetworksAndFirstMatch) {
+  ASSERT_TRUE(parse_network("10.0.0.0/8"));
+  ASSERT_TRUE(parse_network("::1/128"));
+  ASSERT_TRUE(parse_network("192.168.1.7"));
+  EXPECT_FALSE(parse_network("10.0.0.0/33"));
+  EXPECT_FALSE(parse_network("10.0.0/8"));
+  EXPECT_FALSE(parse_network("::1/129"));
+  EXPECT_FALSE(parse_network("host.example"));
+
+  auto config = load(with_database(
+      "[[hba]]\ndatabase = \"app\"\nuser = [\"bob\", \"eve\"]\nmethod = \"reject\"\n"
+      "[[hba]]\naddress = [\"10.1.0.0/16\", \"fd00::/8\"]\nmethod = \"trust\"\n"
+      "[[hba]]\nmethod = \"md5\"\n"));
+  ASSERT_TRUE(config) << config.error().message;
+  const auto& rules = config->hba;
+  ASSERT_EQ(rules.size(), 3u);
+  EXPECT_EQ(match_hba(rules, "app", "bob", "10.1.2.3")->index, 1);
+  EXPECT_EQ(match_hba(rules, "other", "bob", "10.1.2.3")->index, 2);
+  EXPECT_EQ(match_hba(rules, "other", "bob", "fd12::1")->index, 2);
+  EXPECT_EQ(match_hba(rules, "other", "bob", "10.2.0.1")->index, 3);
+  EXPECT_EQ(match_hba(rules, "other", "bob", "")->index, 3) << "a Unix socket matches only address-less rules";
+  EXPECT_EQ(match_hba(rules, "app", "bob", "::ffff:10.1.0.9")->method, HbaRule::Method::Reject);
+
+  auto only_net = load(with_database("[[hba]]\naddress = \"10.0.0.0/8\"\nmethod = \"trust\"\n"));
+  ASSERT_TRUE(only_net);
+  EXPECT_EQ(match_hba(only_net->hba, "app", "bob", "127.0.0.1"), nullptr);
+  EXPECT_EQ(match_hba(only_net->hba, "app", "bob", ""), nullptr);
+
+  EXPECT_EQ(error_of(with_database("[[hba]]\nmethod = \"password\"\n")),
+            "pgmux.toml:2:10: 'method' must be one of scram-sha-256, md5, trust, reject, cert; got 'password'");
+  const std::string not_array = error_of(with_database("[hba]\nmethod = \"trust\"\n"));
+  EXPECT_NE(not_array.find("hba must be an array of tables: [[hba]]"), std::string::npos) << not_array;
 }
 
 }  // namespace
