@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -92,6 +93,63 @@ TEST(LoggingTest, QueryEventsAsJsonFields) {
        pgmux.log_path()});
   EXPECT_TRUE(checked.ok()) << checked.output << "\n" << pgmux.log_text();
   EXPECT_EQ(pgmux.log_text().find("private-value-4242"), std::string::npos) << pgmux.log_text();
+}
+
+// Secrets stay out of everything pgmux writes: at debug level, with per-query logs and
+// index advice on, no password, SCRAM exchange or parameter value reaches the log, the
+// advice file or the admin console's answers.
+TEST(LoggingTest, NoSecretsAtDebugLevel) {
+  char dir[] = "/tmp/pgmux-secrets-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string advice_file = std::string(dir) + "/advice.jsonl";
+  PgmuxConfigOptions o;
+  o.log_level = "trace";
+  o.pgmux_extra = "log_queries = true\nadmin_users = [\"app\"]";
+  o.extra = "[index_advice]\nenabled = true\nmin_calls = 1\nfile = \"" + advice_file + "\"\n";
+  PgmuxProcess pgmux;
+  ASSERT_TRUE(pgmux.start(PgmuxProcess::typical_config(o)));
+  std::string answers;
+  {
+    auto c = connect(pgmux.conninfo());
+    ASSERT_TRUE(c) << c.error;
+    for (int i = 0; i < 3; ++i) {
+      const auto r = exec_params(c.conn.get(), "SELECT $1::text AS v WHERE $1::text <> ''",
+                                 {"param-secret-9911"});
+      ASSERT_TRUE(r.ok()) << r;
+      EXPECT_EQ(r.first(), "param-secret-9911");
+    }
+    EXPECT_FALSE(exec(c.conn, "SELECT 'literal-secret-4471'::int").ok());
+    auto a = connect(pgmux.conninfo("app", "secret", "pgmux"));
+    ASSERT_TRUE(a) << a.error;
+    for (const char* show : {"SHOW QUERIES", "SHOW CLIENTS", "SHOW INDEX_ADVICE", "SHOW CONFIG"}) {
+      answers += exec(a.conn, show).rows.empty() ? "" : "rows";
+      for (const auto& row : exec(a.conn, show).rows) {
+        for (const auto& cell : row) {
+          answers += cell + "\n";
+        }
+      }
+    }
+  }
+  EXPECT_FALSE(connect(pgmux.conninfo("app", "wrong-password-7781")));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the advisor's sample
+  EXPECT_EQ(pgmux.stop(), 0);
+  std::string advice;
+  {
+    std::ifstream in(advice_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    advice = ss.str();
+  }
+  const std::string log = pgmux.log_text();
+  ASSERT_NE(log.find(" query client="), std::string::npos) << "query events are logged";
+  for (const std::string& where : {log, advice, answers}) {
+    for (const char* secret : {"param-secret-9911", "literal-secret-4471", "wrong-password-7781",
+                               "other_secret", "secret_md5", "\"secret\"", "'secret'",
+                               "SCRAM-SHA-256$", ",p=", "n,,n=", "c=biws"}) {
+      EXPECT_EQ(where.find(secret), std::string::npos) << secret << " in:\n" << where.substr(0, 4000);
+    }
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
