@@ -90,6 +90,7 @@ class AnalysisCache {
   const Analysis& uncached(Analysis analysis);
   const Analysis& insert(const KeyRef& key, Analysis analysis);
   std::size_t victim();
+  void remember(std::string_view sql, bool extended, const Analysis& analysis);
 
   Options options_;
   Stats stats_;
@@ -99,6 +100,10 @@ class AnalysisCache {
   std::string key_;      // scratch: the simple-protocol key
   std::string scratch_;  // scratch: the literal-free text of an extended-protocol miss
   Analysis last_uncached_;
+  // The last text answered from (or put in) the cache, and its slot's analysis.
+  std::string last_text_;
+  bool last_extended_ = false;
+  const Analysis* last_ = nullptr;
 };
 
 }  // namespace parser

@@ -31,6 +31,21 @@ TEST(AnalysisCacheTest, SameShapeHits) {
 }
 
 // Extended-protocol keys are the exact text, and never match a simple-protocol key.
+// The same text twice in a row (routing, then statistics) is answered from the last result;
+// a different text in between, or an eviction, never returns a stale one.
+TEST(AnalysisCacheTest, SameTextAgainIsTheLastAnswer) {
+  AnalysisCache cache(AnalysisCache::Options{.capacity = 1});
+  const Analysis& a = cache.get("SELECT * FROM t WHERE id = 1", false);
+  EXPECT_EQ(&cache.get("SELECT * FROM t WHERE id = 1", false), &a);
+  EXPECT_EQ(cache.hits(), 1u);
+  const std::uint64_t fp = a.fingerprint;
+  const Analysis& b = cache.get("INSERT INTO u VALUES (1)", false);  // evicts the SELECT
+  EXPECT_NE(b.fingerprint, fp);
+  EXPECT_EQ(cache.get("SELECT * FROM t WHERE id = 1", false).fingerprint, fp);
+  EXPECT_EQ(cache.get("SELECT * FROM t WHERE id = 1", true).statements.size(), 1u)
+      << "the extended key is another entry";
+}
+
 TEST(AnalysisCacheTest, ExtendedKeyedByText) {
   AnalysisCache cache(options(8));
   cache.get("SELECT * FROM t WHERE id = $1", true);
