@@ -94,8 +94,8 @@ bool is_equality(parser::CompareOp op) {
 
 bool is_range(parser::CompareOp op) {
   using parser::CompareOp;
-  return op == CompareOp::Lt || op == CompareOp::Le || op == CompareOp::Gt ||
-         op == CompareOp::Ge || op == CompareOp::Between;
+  return op == CompareOp::Lt || op == CompareOp::Le || op == CompareOp::Gt || op == CompareOp::Ge ||
+         op == CompareOp::Between;
 }
 
 void add_unique(std::vector<std::string>& columns, const std::string& column) {
@@ -167,8 +167,8 @@ std::optional<Proposal> propose(const Plan& plan, const SeqScan& scan, const Tab
     }
   }
   const double selectivity = facts.rows > 0 ? scan.plan_rows / facts.rows : 1.0;
-  const bool selective_filter = (!equality.empty() || !range.empty()) &&
-                                selectivity <= t.max_selectivity;
+  const bool selective_filter =
+      (!equality.empty() || !range.empty()) && selectivity <= t.max_selectivity;
   if (selective_filter) {
     p.reason = "filter";
     p.columns = equality;
@@ -190,7 +190,7 @@ std::optional<Proposal> propose(const Plan& plan, const SeqScan& scan, const Tab
     add_unique(p.columns, first.column);
   } else if (equality.empty() && range.empty() && !scan.sorted_for_limit) {
     return refuse(why_not, scan.filter.empty() ? "no filter (whole table)"
-                                                : "no indexable comparison in the filter");
+                                               : "no indexable comparison in the filter");
   } else {
     return refuse(why_not, "the filter keeps a large share of the rows");
   }
@@ -203,7 +203,8 @@ std::optional<Proposal> propose(const Plan& plan, const SeqScan& scan, const Tab
 
   // Cost with the index, by PostgreSQL's default costs: the descent, then one random page
   // per row fetched (at most every page), then the tuples.
-  const double levels = std::max(1.0, std::ceil(std::log(std::max(facts.rows, 2.0)) / std::log(256.0)));
+  const double levels =
+      std::max(1.0, std::ceil(std::log(std::max(facts.rows, 2.0)) / std::log(256.0)));
   double fetched = scan.plan_rows;
   double replaced = scan.total_cost;
   if (p.reason == "sort") {
@@ -225,7 +226,8 @@ bool estimate_helps(const Proposal& proposal) {
 }
 
 std::string quote_identifier(std::string_view name) {
-  bool plain = !name.empty() && (std::islower(static_cast<unsigned char>(name[0])) != 0 || name[0] == '_');
+  bool plain =
+      !name.empty() && (std::islower(static_cast<unsigned char>(name[0])) != 0 || name[0] == '_');
   for (char c : name) {
     plain = plain && (std::islower(static_cast<unsigned char>(c)) != 0 ||
                       std::isdigit(static_cast<unsigned char>(c)) != 0 || c == '_');

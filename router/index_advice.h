@@ -25,13 +25,13 @@ struct SeqScan {
   std::string schema;
   std::string relation;
   std::string alias;
-  std::string filter;       // the Filter expression as EXPLAIN prints it ("" = none)
-  double plan_rows = 0;     // rows the scan is estimated to return (after its filter)
-  double total_cost = 0;    // the scan node's total cost
+  std::string filter;     // the Filter expression as EXPLAIN prints it ("" = none)
+  double plan_rows = 0;   // rows the scan is estimated to return (after its filter)
+  double total_cost = 0;  // the scan node's total cost
   // Set when the scan feeds a Sort right under a Limit (ORDER BY ... LIMIT n).
   bool sorted_for_limit = false;
-  double limit_rows = 0;    // the Limit's estimated rows
-  double sort_cost = 0;     // the Sort node's total cost (it includes the scan's)
+  double limit_rows = 0;  // the Limit's estimated rows
+  double sort_cost = 0;   // the Sort node's total cost (it includes the scan's)
 };
 
 struct Plan {
@@ -48,8 +48,8 @@ bool plan_uses_index(std::string_view explain_json, std::string_view index_name)
 
 // What the catalogue says about the table a Seq Scan reads.
 struct TableFacts {
-  double rows = 0;           // pg_class.reltuples (negative: never analysed)
-  double pages = 0;          // the relation's size in blocks
+  double rows = 0;                                // pg_class.reltuples (negative: never analysed)
+  double pages = 0;                               // the relation's size in blocks
   std::vector<std::string> columns;               // its column names
   std::vector<std::vector<std::string>> indexes;  // key columns of each valid index
 };

@@ -15,7 +15,8 @@ std::string ms(double v) { return fmt::format("{:.3f}", v); }
 
 }  // namespace
 
-std::vector<advice::ShapeRow> merge_shapes(const std::vector<std::vector<advice::ShapeRow>>& by_worker) {
+std::vector<advice::ShapeRow> merge_shapes(
+    const std::vector<std::vector<advice::ShapeRow>>& by_worker) {
   std::vector<advice::ShapeRow> out;
   std::unordered_map<std::uint64_t, std::size_t> at;
   for (const auto& rows : by_worker) {
@@ -61,22 +62,22 @@ void overlay_live_counts(std::vector<advice::AdviceRecord>& records,
 
 Table show_queries(const std::vector<advice::ShapeRow>& shapes) {
   Table t;
-  for (const char* name : {"database", "fingerprint", "calls", "total_time_ms", "mean_time_ms",
-                           "max_time_ms", "rows", "errors", "primary", "replica", "first_seen",
-                           "last_seen", "query"}) {
+  for (const char* name :
+       {"database", "fingerprint", "calls", "total_time_ms", "mean_time_ms", "max_time_ms", "rows",
+        "errors", "primary", "replica", "first_seen", "last_seen", "query"}) {
     const std::string_view n(name);
-    const bool text = n == "database" || n == "fingerprint" || n == "query" ||
-                      n == "first_seen" || n == "last_seen" || n.ends_with("_ms");
+    const bool text = n == "database" || n == "fingerprint" || n == "query" || n == "first_seen" ||
+                      n == "last_seen" || n.ends_with("_ms");
     t.columns.push_back(Column{std::string(n), text ? kTextOid : kInt8Oid});
   }
   for (const auto& s : shapes) {
     const double total = static_cast<double>(s.total_ns) / 1e6;
-    t.rows.push_back(Row{
-        s.database, fmt::format("{:016x}", s.fingerprint), std::to_string(s.calls), ms(total),
-        ms(s.calls > 0 ? total / static_cast<double>(s.calls) : 0.0),
-        ms(static_cast<double>(s.max_ns) / 1e6), std::to_string(s.rows), std::to_string(s.errors),
-        std::to_string(s.primary), std::to_string(s.replica), advice::iso8601_utc(s.first_seen_ms),
-        advice::iso8601_utc(s.last_seen_ms), s.query});
+    t.rows.push_back(Row{s.database, fmt::format("{:016x}", s.fingerprint), std::to_string(s.calls),
+                         ms(total), ms(s.calls > 0 ? total / static_cast<double>(s.calls) : 0.0),
+                         ms(static_cast<double>(s.max_ns) / 1e6), std::to_string(s.rows),
+                         std::to_string(s.errors), std::to_string(s.primary),
+                         std::to_string(s.replica), advice::iso8601_utc(s.first_seen_ms),
+                         advice::iso8601_utc(s.last_seen_ms), s.query});
   }
   return t;
 }
@@ -93,12 +94,12 @@ Table show_index_advice(const std::vector<advice::AdviceRecord>& records) {
     for (const auto& c : r.columns) {
       columns += (columns.empty() ? "" : ", ") + c;
     }
-    t.rows.push_back(Row{
-        r.database, r.table, columns, r.ddl, std::to_string(r.calls), ms(r.total_time_ms),
-        ms(r.calls > 0 ? r.total_time_ms / static_cast<double>(r.calls) : 0.0), r.judged_by,
-        r.reason, fmt::format("{:.2f}", r.cost_before), fmt::format("{:.2f}", r.cost_after),
-        fmt::format("{:.0f}", r.table_rows), fmt::format("{:.0f}", r.table_pages),
-        advice::iso8601_utc(r.first_seen_ms), advice::iso8601_utc(r.last_seen_ms), r.query});
+    t.rows.push_back(
+        Row{r.database, r.table, columns, r.ddl, std::to_string(r.calls), ms(r.total_time_ms),
+            ms(r.calls > 0 ? r.total_time_ms / static_cast<double>(r.calls) : 0.0), r.judged_by,
+            r.reason, fmt::format("{:.2f}", r.cost_before), fmt::format("{:.2f}", r.cost_after),
+            fmt::format("{:.0f}", r.table_rows), fmt::format("{:.0f}", r.table_pages),
+            advice::iso8601_utc(r.first_seen_ms), advice::iso8601_utc(r.last_seen_ms), r.query});
   }
   return t;
 }

@@ -12,7 +12,8 @@ namespace pooler::admin {
 
 // One row per shape: the workers' rows for the same (database, fingerprint) added up,
 // most total time first.
-std::vector<advice::ShapeRow> merge_shapes(const std::vector<std::vector<advice::ShapeRow>>& by_worker);
+std::vector<advice::ShapeRow> merge_shapes(
+    const std::vector<std::vector<advice::ShapeRow>>& by_worker);
 
 // The records with calls, time and last_seen brought up to date from live statistics
 // (the advisor's copy moves only when a shape is sampled again).

@@ -18,17 +18,17 @@ struct AdviceRecord {
   std::string table;                 // "schema.name"
   std::vector<std::string> columns;  // the proposed index's key columns, in order
   std::string ddl;
-  std::string reason;                // "filter" or "sort"
-  std::string plan_node;             // "Seq Scan"
-  double plan_rows = 0;              // the node's estimated rows
+  std::string reason;     // "filter" or "sort"
+  std::string plan_node;  // "Seq Scan"
+  double plan_rows = 0;   // the node's estimated rows
   double table_rows = 0;
   double table_pages = 0;
-  double cost_before = 0;            // the plan's total cost
-  double cost_after = 0;             // with the index: hypopg's plan, or pgmux's estimate
-  std::string judged_by;             // "hypopg" or "estimate"
+  double cost_before = 0;  // the plan's total cost
+  double cost_after = 0;   // with the index: hypopg's plan, or pgmux's estimate
+  std::string judged_by;   // "hypopg" or "estimate"
   std::uint64_t calls = 0;
   double total_time_ms = 0;
-  std::uint64_t first_seen_ms = 0;   // wall clock
+  std::uint64_t first_seen_ms = 0;  // wall clock
   std::uint64_t last_seen_ms = 0;
 
   bool same_advice(const AdviceRecord& o) const {

@@ -289,8 +289,8 @@ PGconn* IndexAdvisor::connection(const config::Config& config, const config::Dat
   if (now < side.retry_at_ms) {
     return nullptr;
   }
-  const std::uint64_t log_every =
-      std::max<std::uint64_t>(kMinLogIntervalMs, static_cast<std::uint64_t>(cfg.recheck_interval.count()));
+  const std::uint64_t log_every = std::max<std::uint64_t>(
+      kMinLogIntervalMs, static_cast<std::uint64_t>(cfg.recheck_interval.count()));
   auto failed = [&](const std::string& why) {
     side.retry_at_ms = now + kConnectRetryMs;
     {
@@ -299,9 +299,10 @@ PGconn* IndexAdvisor::connection(const config::Config& config, const config::Dat
     }
     if (now >= side.next_log_ms) {
       side.next_log_ms = now + log_every;
-      spdlog::warn("index advisor: cannot connect to database {} at {}: {} (retrying every {} s; "
-                   "queries are not affected)",
-                   db.name, host.to_string(), why, kConnectRetryMs / 1000);
+      spdlog::warn(
+          "index advisor: cannot connect to database {} at {}: {} (retrying every {} s; "
+          "queries are not affected)",
+          db.name, host.to_string(), why, kConnectRetryMs / 1000);
     }
   };
   if (!login) {
@@ -311,13 +312,15 @@ PGconn* IndexAdvisor::connection(const config::Config& config, const config::Dat
   const std::string port = std::to_string(host.port);
   const std::string options =
       "-c statement_timeout=" + std::to_string(cfg.statement_timeout.count()) +
-      " -c lock_timeout=" + std::to_string(std::min<std::int64_t>(cfg.statement_timeout.count(), 500)) +
+      " -c lock_timeout=" +
+      std::to_string(std::min<std::int64_t>(cfg.statement_timeout.count(), 500)) +
       " -c default_transaction_read_only=on -c max_parallel_workers_per_gather=0";
-  const char* keys[] = {"host", "port", "user", "password", "dbname", "connect_timeout",
-                        "application_name", "options", nullptr};
-  const char* values[] = {host.host.c_str(), port.c_str(), login->first.c_str(),
+  const char* keys[] = {
+      "host",    "port", "user", "password", "dbname", "connect_timeout", "application_name",
+      "options", nullptr};
+  const char* values[] = {host.host.c_str(),     port.c_str(),      login->first.c_str(),
                           login->second.c_str(), db.dbname.c_str(), "5",
-                          "pgmux-index-advisor", options.c_str(), nullptr};
+                          "pgmux-index-advisor", options.c_str(),   nullptr};
   side.conn = PQconnectdbParams(keys, values, 0);
   if (PQstatus(side.conn) != CONNECTION_OK) {
     failed(first_line(PQerrorMessage(side.conn)));
@@ -354,9 +357,10 @@ void IndexAdvisor::judge(const Sample& sample, const config::Config& config,
     const std::uint64_t now = steady_ms();
     if (now >= side.next_role_log_ms) {
       side.next_role_log_ms = now + kMinLogIntervalMs;
-      spdlog::warn("index advisor: database {}: cannot plan queries of role {} ({}); grant that "
-                   "role to the advisor's user or set user in [index_advice]",
-                   db.name, role, first_line(PQresultErrorMessage(r.get())));
+      spdlog::warn(
+          "index advisor: database {}: cannot plan queries of role {} ({}); grant that "
+          "role to the advisor's user or set user in [index_advice]",
+          db.name, role, first_line(PQresultErrorMessage(r.get())));
     }
     return;
   }
@@ -386,9 +390,7 @@ void IndexAdvisor::judge(const Sample& sample, const config::Config& config,
     ++stats_.explains;
     stats_.explain_errors += ok(before) ? 0 : 1;
   }
-  auto finish = [&] {
-    exec(conn, "RESET search_path; RESET ROLE");
-  };
+  auto finish = [&] { exec(conn, "RESET search_path; RESET ROLE"); };
   if (!ok(before) || PQntuples(before.get()) != 1) {
     spdlog::debug("index advisor: EXPLAIN failed for a shape of database {}: {}", db.name,
                   first_line(PQresultErrorMessage(before.get())));
@@ -448,8 +450,8 @@ void IndexAdvisor::judge(const Sample& sample, const config::Config& config,
         }
         exec(conn, "SELECT hypopg_reset()");
         if (!used || cost_after > 0.5 * proposal->cost_before) {
-          spdlog::debug("index advisor: hypopg: {} would not help ({}; cost {:.1f} -> {:.1f})",
-                        ddl, used ? "used" : "not used", proposal->cost_before, cost_after);
+          spdlog::debug("index advisor: hypopg: {} would not help ({}; cost {:.1f} -> {:.1f})", ddl,
+                        used ? "used" : "not used", proposal->cost_before, cost_after);
           continue;
         }
         record.judged_by = "hypopg";
@@ -487,10 +489,11 @@ void IndexAdvisor::judge(const Sample& sample, const config::Config& config,
     return;
   }
   if (store_.upsert(*kept) == AdviceStore::Change::Created) {
-    spdlog::info("index advice: database {}: table {} lacks an index on ({}) for a query "
-                 "called {} times; judged by {}: {}",
-                 kept->database, kept->table, fmt::join(kept->columns, ", "), kept->calls,
-                 kept->judged_by, kept->ddl);
+    spdlog::info(
+        "index advice: database {}: table {} lacks an index on ({}) for a query "
+        "called {} times; judged by {}: {}",
+        kept->database, kept->table, fmt::join(kept->columns, ", "), kept->calls, kept->judged_by,
+        kept->ddl);
   }
 }
 

@@ -3,8 +3,8 @@
 // on its own thread. Carries the literal values or parameters of that execution: they are
 // used for EXPLAIN only and never stored or logged.
 
-#include <condition_variable>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <mutex>
@@ -15,12 +15,12 @@
 namespace pooler::advice {
 
 struct Sample {
-  std::string database;  // client-visible name
-  std::string user;      // the client's user
+  std::string database;   // client-visible name
+  std::string user;       // the client's user
   std::uint64_t key = 0;  // shape_key(database, fingerprint)
   std::uint64_t fingerprint = 0;
-  std::string query;      // normalized text, for the record
-  std::string sql;        // the text as executed: literals, or $n with `params`
+  std::string query;  // normalized text, for the record
+  std::string sql;    // the text as executed: literals, or $n with `params`
   std::vector<std::optional<std::string>> params;  // raw values (nullopt = NULL)
   std::vector<std::uint32_t> param_types;          // OIDs (0 = unspecified)
   std::vector<int> param_formats;                  // 0 text, 1 binary; one per param

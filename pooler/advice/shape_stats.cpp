@@ -71,8 +71,10 @@ std::vector<ShapeRow> ShapeStats::snapshot(std::int64_t wall_offset_ms) const {
       continue;
     }
     ShapeRow copy = r;
-    copy.first_seen_ms = static_cast<std::uint64_t>(static_cast<std::int64_t>(r.first_seen_ms) + wall_offset_ms);
-    copy.last_seen_ms = static_cast<std::uint64_t>(static_cast<std::int64_t>(r.last_seen_ms) + wall_offset_ms);
+    copy.first_seen_ms =
+        static_cast<std::uint64_t>(static_cast<std::int64_t>(r.first_seen_ms) + wall_offset_ms);
+    copy.last_seen_ms =
+        static_cast<std::uint64_t>(static_cast<std::int64_t>(r.last_seen_ms) + wall_offset_ms);
     out.push_back(std::move(copy));
   }
   return out;

@@ -16,17 +16,17 @@
 namespace pooler::advice {
 
 struct ShapeRow {
-  std::uint64_t key = 0;          // shape_key(database, fingerprint)
+  std::uint64_t key = 0;  // shape_key(database, fingerprint)
   std::uint64_t fingerprint = 0;
-  std::string database;           // the client-visible name
-  std::string query;              // normalized text
+  std::string database;  // the client-visible name
+  std::string query;     // normalized text
   std::uint64_t calls = 0;
-  std::uint64_t total_ns = 0;     // as seen by pgmux: request sent to ReadyForQuery
+  std::uint64_t total_ns = 0;  // as seen by pgmux: request sent to ReadyForQuery
   std::uint64_t max_ns = 0;
-  std::uint64_t rows = 0;         // from CommandComplete tags
+  std::uint64_t rows = 0;  // from CommandComplete tags
   std::uint64_t errors = 0;
-  std::uint64_t primary = 0;      // calls that ran on the primary ...
-  std::uint64_t replica = 0;      // ... and on a replica
+  std::uint64_t primary = 0;        // calls that ran on the primary ...
+  std::uint64_t replica = 0;        // ... and on a replica
   std::uint64_t first_seen_ms = 0;  // loop clock (ShapeStats) or wall clock (snapshots)
   std::uint64_t last_seen_ms = 0;
   std::uint64_t next_sample_ms = 0;  // loop clock: when it may be sampled again
@@ -67,8 +67,8 @@ class ShapeStats {
   // True at most once per recheck interval, for a shape frequent or slow enough to judge.
   bool take_sample_turn(std::uint32_t slot, std::uint64_t now_ms);
   // The end of a counted call; ignored if the slot went to another shape since.
-  void finish(std::uint32_t slot, std::uint64_t key, std::uint64_t elapsed_ns,
-              std::uint64_t rows, bool error);
+  void finish(std::uint32_t slot, std::uint64_t key, std::uint64_t elapsed_ns, std::uint64_t rows,
+              bool error);
 
   const ShapeRow& row(std::uint32_t slot) const { return rows_[slot]; }
   // Every shape, times converted to the wall clock: wall = loop + `wall_offset_ms`.

@@ -10,12 +10,18 @@ constexpr std::uint64_t kFailureWindowMs = 60'000;
 
 std::string_view to_string(Refusal r) {
   switch (r) {
-    case Refusal::MaxClientConn: return "max_client_conn";
-    case Refusal::AddressConns: return "address_connections";
-    case Refusal::AddressRate: return "address_rate";
-    case Refusal::LoginFailures: return "login_failures";
-    case Refusal::UserConns: return "user_connections";
-    case Refusal::QueryRate: return "query_rate";
+    case Refusal::MaxClientConn:
+      return "max_client_conn";
+    case Refusal::AddressConns:
+      return "address_connections";
+    case Refusal::AddressRate:
+      return "address_rate";
+    case Refusal::LoginFailures:
+      return "login_failures";
+    case Refusal::UserConns:
+      return "user_connections";
+    case Refusal::QueryRate:
+      return "query_rate";
   }
   return "?";
 }

@@ -21,20 +21,20 @@ namespace pooler::app {
 
 // Why a connection or login is refused; the index of its counter.
 enum class Refusal : std::uint8_t {
-  MaxClientConn,     // max_client_conn
-  AddressConns,      // max_client_conn_per_address
-  AddressRate,       // max_connection_rate_per_address
-  LoginFailures,     // max_login_failures_per_address
-  UserConns,         // max_user_client_connections
-  QueryRate,         // max_user_query_rate: a request waited too long
+  MaxClientConn,  // max_client_conn
+  AddressConns,   // max_client_conn_per_address
+  AddressRate,    // max_connection_rate_per_address
+  LoginFailures,  // max_login_failures_per_address
+  UserConns,      // max_user_client_connections
+  QueryRate,      // max_user_query_rate: a request waited too long
 };
 inline constexpr std::size_t kRefusalKinds = 6;
 std::string_view to_string(Refusal r);  // "max_client_conn", "address_connections", ...
 
 struct AdmissionLimits {
-  int max_per_address = 0;           // 0 = no limit
-  double max_rate_per_address = 0;   // per second
-  int max_login_failures = 0;        // per minute and address
+  int max_per_address = 0;          // 0 = no limit
+  double max_rate_per_address = 0;  // per second
+  int max_login_failures = 0;       // per minute and address
 };
 
 class Admission {
@@ -54,7 +54,7 @@ class Admission {
     int connections = 0;
     double tokens = 0;
     std::uint64_t tokens_at_ms = 0;
-    int failures = 0;                 // in the current minute
+    int failures = 0;  // in the current minute
     std::uint64_t failures_since_ms = 0;
   };
   void sweep(std::uint64_t now_ms);

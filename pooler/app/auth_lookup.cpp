@@ -92,7 +92,8 @@ void AuthLookup::run() {
       lock.lock();
       if (!answered_from_cache && config) {
         cache_[{r.database, r.user}] =
-            Cached{found, steady_ms() + static_cast<std::uint64_t>(config->general.auth_cache_ttl.count())};
+            Cached{found, steady_ms() +
+                              static_cast<std::uint64_t>(config->general.auth_cache_ttl.count())};
       }
     }
   }
@@ -117,10 +118,12 @@ std::shared_ptr<const config::UserConfig> AuthLookup::query(const config::Config
   }
   if (conn == nullptr) {
     const std::string port = std::to_string(db.primary.port);
-    const char* keys[] = {"host", "port", "user", "password", "dbname", "connect_timeout",
-                          "application_name", nullptr};
-    const char* values[] = {db.primary.host.c_str(), port.c_str(), auth->name.c_str(),
-                            auth->password.c_str(), db.dbname.c_str(), "5", "pgmux-auth", nullptr};
+    const char* keys[] = {
+        "host", "port", "user", "password", "dbname", "connect_timeout", "application_name",
+        nullptr};
+    const char* values[] = {
+        db.primary.host.c_str(), port.c_str(), auth->name.c_str(), auth->password.c_str(),
+        db.dbname.c_str(),       "5",          "pgmux-auth",       nullptr};
     conn = PQconnectdbParams(keys, values, 0);
     sig = signature;
     if (PQstatus(conn) != CONNECTION_OK) {
@@ -132,10 +135,12 @@ std::shared_ptr<const config::UserConfig> AuthLookup::query(const config::Config
     }
   }
   const char* params[] = {user.c_str()};
-  PGresult* res = PQexecParams(conn, db.auth_query.c_str(), 1, nullptr, params, nullptr, nullptr, 0);
+  PGresult* res =
+      PQexecParams(conn, db.auth_query.c_str(), 1, nullptr, params, nullptr, nullptr, 0);
   std::shared_ptr<const config::UserConfig> found;
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-    spdlog::warn("auth_query failed in database {}: {}", db.name, first_line(PQresultErrorMessage(res)));
+    spdlog::warn("auth_query failed in database {}: {}", db.name,
+                 first_line(PQresultErrorMessage(res)));
   } else if (PQntuples(res) >= 1 && PQnfields(res) >= 2 && PQgetisnull(res, 0, 1) == 0) {
     const std::string stored = PQgetvalue(res, 0, 1);
     auto kind = config::classify_password(stored);
@@ -148,8 +153,10 @@ std::shared_ptr<const config::UserConfig> AuthLookup::query(const config::Config
                                                    : config::AuthMethod::ScramSha256;
       found = std::move(u);
     } else {
-      spdlog::warn("auth_query in database {}: the password of a user is neither a SCRAM verifier "
-                   "nor an md5 hash; the user cannot log in through pgmux", db.name);
+      spdlog::warn(
+          "auth_query in database {}: the password of a user is neither a SCRAM verifier "
+          "nor an md5 hash; the user cannot log in through pgmux",
+          db.name);
     }
   }
   PQclear(res);

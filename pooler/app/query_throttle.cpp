@@ -6,7 +6,8 @@ namespace pooler::app {
 
 // Burst: one second's worth of tokens, at least one.
 void QueryThrottle::Bucket::refill(std::uint64_t now_ms) {
-  tokens = std::min(std::max(rate, 1.0), tokens + static_cast<double>(now_ms - at_ms) * rate / 1000.0);
+  tokens =
+      std::min(std::max(rate, 1.0), tokens + static_cast<double>(now_ms - at_ms) * rate / 1000.0);
   at_ms = now_ms;
 }
 

@@ -40,9 +40,15 @@ bool read_bind_params(std::span<const std::byte> rest, advice::Sample& sample) {
       sample.params.emplace_back(std::nullopt);
     } else {
       auto bytes = in.bytes(static_cast<std::size_t>(len));
-      sample.params.emplace_back(std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+      sample.params.emplace_back(
+          std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
     }
-    sample.param_formats.push_back(formats.empty() ? 0 : formats.size() == 1 ? formats[0] : (i < formats.size() ? formats[i] : 0));
+    // No codes: all text; one code: all alike; else one per parameter.
+    const int format = formats.empty()       ? 0
+                       : formats.size() == 1 ? formats[0]
+                       : i < formats.size()  ? formats[i]
+                                             : 0;
+    sample.param_formats.push_back(format);
   }
   return in.ok();
 }
@@ -78,7 +84,8 @@ advice::Sample ClientSession::make_sample(const advice::ShapeRow& row, std::stri
   s.calls = row.calls;
   s.total_ns = row.total_ns;
   const std::int64_t offset = wall_offset_ms(host_.loop());
-  s.first_seen_ms = static_cast<std::uint64_t>(static_cast<std::int64_t>(row.first_seen_ms) + offset);
+  s.first_seen_ms =
+      static_cast<std::uint64_t>(static_cast<std::int64_t>(row.first_seen_ms) + offset);
   s.last_seen_ms = static_cast<std::uint64_t>(static_cast<std::int64_t>(row.last_seen_ms) + offset);
   if (settings_) {
     for (const auto& [name, stmt] : settings_->items) {
@@ -109,7 +116,8 @@ void ClientSession::count_query(std::string_view sql) {
   }
 }
 
-void ClientSession::count_unnamed_parse(std::string_view sql, std::span<const std::byte> param_types) {
+void ClientSession::count_unnamed_parse(std::string_view sql,
+                                        std::span<const std::byte> param_types) {
   advice::ShapeStats* stats = host_.shape_stats();
   if (stats == nullptr || db_config_ == nullptr) {
     return;
@@ -163,7 +171,8 @@ void ClientSession::count_bind(const wire::Bind& bind, std::uint64_t statement_i
       slot = shape_slot(analysis, key);
     }
     if (stats->take_sample_turn(static_cast<std::uint32_t>(slot), now_ms)) {
-      sample = std::make_unique<advice::Sample>(make_sample(stats->row(static_cast<std::uint32_t>(slot)), st->sql));
+      sample = std::make_unique<advice::Sample>(
+          make_sample(stats->row(static_cast<std::uint32_t>(slot)), st->sql));
       sample->param_types = read_param_types(
           std::as_bytes(std::span(st->param_types.data(), st->param_types.size())));
     }
@@ -180,16 +189,17 @@ void ClientSession::count_bind(const wire::Bind& bind, std::uint64_t statement_i
 void ClientSession::log_request(const backend::RequestTimer::Entry& e, std::uint64_t elapsed_ns) {
   const advice::ShapeRow& row = host_.shape_stats()->row(e.slot);
   const bool known = row.key == e.key;
-  log::event(spdlog::level::info, "query",
-             {{"client", std::to_string(id_), false},
-              {"user", std::string(user())},
-              {"database", std::string(database())},
-              {"route", lease_on_replica_ ? "replica" : "primary"},
-              {"backend_pid", std::to_string(backend_ != nullptr ? backend_->server_pid() : 0), false},
-              {"duration_ms", fmt::format("{:.3f}", static_cast<double>(elapsed_ns) / 1e6), false},
-              {"rows", std::to_string(e.rows), false},
-              {"error", e.error ? "true" : "false", false},
-              {"query", known ? row.query : std::string()}});
+  log::event(
+      spdlog::level::info, "query",
+      {{"client", std::to_string(id_), false},
+       {"user", std::string(user())},
+       {"database", std::string(database())},
+       {"route", lease_on_replica_ ? "replica" : "primary"},
+       {"backend_pid", std::to_string(backend_ != nullptr ? backend_->server_pid() : 0), false},
+       {"duration_ms", fmt::format("{:.3f}", static_cast<double>(elapsed_ns) / 1e6), false},
+       {"rows", std::to_string(e.rows), false},
+       {"error", e.error ? "true" : "false", false},
+       {"query", known ? row.query : std::string()}});
 }
 
 void ClientSession::finish_timed_requests() {
@@ -198,7 +208,8 @@ void ClientSession::finish_timed_requests() {
     return;
   }
   const std::uint64_t now = net::now_ns();
-  auto& latency = lease_on_replica_ ? host_.counters().latency_replica : host_.counters().latency_primary;
+  auto& latency =
+      lease_on_replica_ ? host_.counters().latency_replica : host_.counters().latency_primary;
   const bool log_queries = host_.config().general.log_queries;
   backend_->timer.on_ready([&](const backend::RequestTimer::Entry& e) {
     stats->finish(e.slot, e.key, now - e.start_ns, e.rows, e.error);
