@@ -63,7 +63,7 @@ struct Timeouts {
 
 struct GeneralConfig {
   std::vector<HostPort> listen;            // at least one; "127.0.0.1:6432" by default
-  int workers = 0;                         // 0 = one per core
+  int workers = 0;                         // 0 = half the cores, at least 1
   std::string log_level = "info";
   LogFormat log_format = LogFormat::Text;
   int max_client_conn = 10'000;
