@@ -89,6 +89,7 @@ class Worker final : public client::SessionHost,
   void release_user(std::string_view user) override;
   void note_login_failure(const client::ClientSession& session) override;
   bool admit_request(client::ClientSession& session, const config::UserConfig& user) override;
+  void forget_throttled(client::ClientSession& session) override { throttle_.forget(session); }
   void lookup_user(client::ClientSession& session, const config::DatabaseConfig& db,
                    const std::string& user) override;
   std::shared_ptr<const client::SessionSettings> intern_settings(client::SessionSettings s) override;

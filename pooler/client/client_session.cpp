@@ -656,6 +656,14 @@ void ClientSession::cancel_running_query() {
                           ss::kQueryCanceled});
     return;
   }
+  if (state_ == ClientState::Throttled) {
+    // Waiting for its user's query rate: leaves the queue and ends as cancelled.
+    host_.forget_throttled(*this);
+    transition(ClientState::Idle);
+    fail_first_request(
+        Error{Errc::Timeout, "canceling statement due to user request", std::string(ss::kQueryCanceled)});
+    return;
+  }
   // Only the client's own work is cancelled, never a statement pgmux runs itself.
   if (backend_ != nullptr && !backend_->expected().empty() && !backend_->expected().front_hidden()) {
     backend_->pool().cancel_query(*backend_);

@@ -174,6 +174,7 @@ class SessionHost {
   // Whether `session` may start a request now (max_user_query_rate). False: it is queued
   // and ClientSession::on_throttle_end() tells it when to go on or fail.
   virtual bool admit_request(ClientSession& session, const config::UserConfig& user) = 0;
+  virtual void forget_throttled(ClientSession& session) = 0;  // it stops waiting (cancelled)
   // auth_query: looks `user` up in PostgreSQL for database `db`; the answer arrives on this
   // loop through ClientSession::on_user_looked_up (nullptr: no such user).
   virtual void lookup_user(ClientSession& session, const config::DatabaseConfig& db,

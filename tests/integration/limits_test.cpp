@@ -183,5 +183,29 @@ TEST(LimitsTest, QueryRatePerUser) {
   EXPECT_TRUE(error.empty() || contains(error, "query rate limit of user \"app\"")) << error;
 }
 
+// A request waiting for its token can be cancelled like any running query.
+TEST(LimitsTest, ThrottledRequestCanBeCancelled) {
+  PgmuxProcess pgmux;
+  ASSERT_TRUE(pgmux.start(config_with("max_user_query_rate = 1\nquery_rate_wait = 30")));
+  auto c = connect(pgmux.conninfo());
+  ASSERT_TRUE(c) << c.error;
+  ASSERT_TRUE(exec(c.conn, "SELECT 1").ok());  // the burst's one token
+  ASSERT_EQ(PQsendQuery(c.conn.get(), "SELECT 2"), 1);
+  std::this_thread::sleep_for(100ms);  // it waits for the next token, a second away
+  PGcancel* cancel = PQgetCancel(c.conn.get());
+  char err[256];
+  ASSERT_EQ(PQcancel(cancel, err, sizeof err), 1) << err;
+  PQfreeCancel(cancel);
+  PGresult* r = PQgetResult(c.conn.get());
+  ASSERT_NE(r, nullptr);
+  EXPECT_STREQ(PQresultErrorField(r, PG_DIAG_SQLSTATE), "57014");
+  PQclear(r);
+  while ((r = PQgetResult(c.conn.get())) != nullptr) {
+    PQclear(r);
+  }
+  std::this_thread::sleep_for(1100ms);
+  EXPECT_EQ(query_value(c.conn, "SELECT 3"), "3") << "the session goes on";
+}
+
 }  // namespace
 }  // namespace pooler::integration
