@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus of the libFuzzer targets: tests/fuzz/corpus/<target>/<name>.
+"""Writes the seed corpus of the libFuzzer targets, tests/fuzz/corpus/<target>/<name>, and the
+dictionaries tests/fuzz/<target>.dict.
 
 Run it again after changing it (the files are committed). Seeds are real messages as
 libpq and PostgreSQL send them, pgmux's own configs, and the SCRAM example of RFC 7677.
 """
 import pathlib
+import re
 import struct
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -238,6 +240,36 @@ def query_scan():
     return {k: v.encode() for k, v in sqls.items()}
 
 
+def dict_entry(token):
+    """A libFuzzer dictionary line: only \\, \" and \\xNN escapes exist there."""
+    out = "".join("\\x%02X" % ord(c) if ord(c) < 32 or ord(c) > 126
+                  else "\\" + c if c in '\\"' else c for c in token)
+    return '"' + out + '"'
+
+
+def dictionaries():
+    loader = (ROOT / "pooler" / "config" / "config_loader.cpp").read_text()
+    keys = sorted(set(re.findall(r'\("([a-z_]+)"', loader)) | set(re.findall(r'\{"([a-z_-]+)",', loader)))
+    config_tokens = keys + [
+        "[pgmux]", "[databases.app]", "[users.app]", "[index_advice]", " = ", '"', '"""', "'", "[", "]",
+        "{", "}", ",", "\n", "#", "true", "false", "inf", "nan", "1e308", "-1", "0x7fffffff",
+        "9223372036854775807", "2147483648", "B", "kB", "KB", "MB", "GB", "ms", "s", "127.0.0.1:5432",
+        "[::1]:6432", "/var/run/postgresql:5432", "md5", "SCRAM-SHA-256$4096:", "scram-sha-256",
+        "1979-05-27T07:32:00Z"]
+    sql_tokens = [
+        "SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "CREATE", "ALTER", "DROP", "TRUNCATE", "GRANT",
+        "REVOKE", "COPY", "FROM", "SET", "RESET", "ALL", "DISCARD", "DEALLOCATE", "PREPARE", "EXECUTE",
+        "LISTEN", "UNLISTEN", "DECLARE", "CURSOR", "WITH", "HOLD", "TEMP", "TEMPORARY", "TABLE", "INTO",
+        "CLOSE", "EXPLAIN", "ANALYZE", "LOCAL", "SESSION", "TO", "pg_advisory_lock",
+        "pg_advisory_unlock_all", "set_config", "IN", "VALUES", "'", "''", "E'", "U&'", "B'", "X'", "N'",
+        "$$", "$tag$", "$1", "/*", "*/", "--", "\n", ";", "(", ")", ",", '"', 'U&"', "pgmux:primary",
+        "pgmux:replica", "/* pgmux:primary */", "0x1F", "1.5e-3", ".5", "::"]
+    return {
+        "config_loader": ("config keys, values, units, TOML syntax", config_tokens),
+        "query_scan": ("keywords, literal and comment delimiters", sql_tokens),
+    }
+
+
 def main():
     targets = {
         "frontend_decoder": frontend(),
@@ -252,6 +284,10 @@ def main():
         d.mkdir(parents=True, exist_ok=True)
         for name, data in seeds.items():
             (d / name).write_bytes(data)
+    for target, (what, tokens) in dictionaries().items():
+        lines = ["# libFuzzer dictionary for fuzz_%s: %s. Written by make_corpus.py." % (target, what)]
+        lines += [dict_entry(t) for t in tokens]
+        (HERE / ("%s.dict" % target)).write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
