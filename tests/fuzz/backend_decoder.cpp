@@ -1,11 +1,13 @@
 // libFuzzer target: what a server (or anything pretending to be one) can send to pgmux. The
 // input is cut into frames by wire::peek_frame as BackendConn does; every frame goes through
 // every backend decoder, and a decoded message of the frame's own type is re-encoded where the
-// encoding is canonical (the bytes must come back unchanged).
+// encoding is canonical (the bytes must come back unchanged). CommandComplete tags also go
+// through RequestTimer::rows_of, as the per-shape statistics count rows.
 
 #include <cstddef>
 #include <cstdint>
 
+#include "pooler/backend/request_timer.h"
 #include "pooler/wire/messages.h"
 #include "tests/fuzz/fuzz_util.h"
 
@@ -33,7 +35,11 @@ void decode_all(const Frame& f) {
   check_round_trip(f, decode_parameter_status(f));
   check_round_trip(f, decode_backend_key_data(f));
   check_round_trip(f, decode_ready_for_query(f));
-  check_round_trip(f, decode_command_complete(f));
+  const auto complete = decode_command_complete(f);
+  check_round_trip(f, complete);
+  if (complete) {
+    (void)backend::RequestTimer::rows_of(complete->tag);
+  }
   // ErrorResponse and NoticeResponse: not canonical (unknown fields are dropped), so only
   // a second decode of the re-encoded message is compared.
   if (const auto err = decode_error_response(f)) {
