@@ -215,6 +215,9 @@ def config():
                             b'password = "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="\n'
                             b'pool_mode = "session"\n[users.md5]\npassword = "md512acbd04a4b55346555b3fa88c638e11"\nauth = "md5"\n')
     out["bad_syntax.toml"] = b'[pgmux\nlisten = \n'
+    # Regression: signed overflow in parse_lag (ConfigLoaderTest.ReplicaLagSizeOverflow).
+    out["regression_lag_overflow.toml"] = (b'[databases.app]\nprimary = "h:1"\n'
+                                           b'max_replica_lag = "10000000000GB"\n')
     return out
 
 
