@@ -243,6 +243,33 @@ def query_scan():
     return {k: v.encode() for k, v in sqls.items()}
 
 
+REPLY_TYPES = "123tTnDCIsZENASGHdcWVK"  # kReplyTypes in replies.cpp
+
+
+def replies():
+    """Programs for fuzz_replies (see replies.cpp): one op byte, then its arguments."""
+    def expect(reply, statement=0):
+        return bytes([reply, statement])
+
+    def reply(t, arg=0):
+        return bytes([11, REPLY_TYPES.index(t)]) + (bytes([arg]) if t == "C" else b"")
+
+    parse, bind, close, describe, execute, sync, query = range(7)
+    return {
+        "extended": expect(parse, 1) + expect(bind, 1) + expect(describe) + expect(execute) + expect(sync)
+        + bytes([15, 2]) + reply("1") + reply("2") + reply("T") + reply("D") + reply("C", 1) + reply("Z"),
+        "simple_query": bytes([15, 1]) + expect(query) + reply("T") + reply("D") + reply("C", 1)
+        + reply("N") + reply("C") + reply("Z"),
+        "error_skips_to_sync": bytes([8, 3]) + expect(bind, 3) + expect(execute) + expect(sync)
+        + expect(query) + reply("E") + reply("Z") + reply("I") + reply("Z"),
+        "hidden_settings": bytes([7, 8 | 64 | query, 0]) + bytes([9]) + expect(query) + reply("S")
+        + reply("C") + reply("Z") + reply("C") + reply("Z"),
+        "synthetic": expect(parse) + bytes([10, 1]) + expect(sync) + reply("1") + bytes([12])
+        + reply("Z") + bytes([14]) + bytes([10, 1]),
+        "copy": expect(query) + reply("G") + reply("C") + reply("Z") + bytes([13]),
+    }
+
+
 def dict_entry(token):
     """A libFuzzer dictionary line: only \\, \" and \\xNN escapes exist there."""
     out = "".join("\\x%02X" % ord(c) if ord(c) < 32 or ord(c) > 126
@@ -281,6 +308,7 @@ def main():
         "scram": scram(),
         "config_loader": config(),
         "query_scan": query_scan(),
+        "replies": replies(),
     }
     for target, seeds in targets.items():
         d = HERE / "corpus" / target
