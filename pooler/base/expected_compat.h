@@ -24,8 +24,9 @@ template <class E>
 class unexpected {
  public:
   template <class G = E>
-    requires(!is_same_v<remove_cvref_t<G>, unexpected> && is_constructible_v<E, G>)
-  constexpr explicit unexpected(G&& e) : error_(std::forward<G>(e)) {}
+  requires(!is_same_v<remove_cvref_t<G>, unexpected> &&
+           is_constructible_v<E, G>) constexpr explicit unexpected(G&& e)
+      : error_(std::forward<G>(e)) {}
 
   constexpr const E& error() const& noexcept { return error_; }
   constexpr E& error() & noexcept { return error_; }
@@ -47,7 +48,9 @@ template <class E>
 class bad_expected_access : public exception {
  public:
   explicit bad_expected_access(E e) : error_(std::move(e)) {}
-  const char* what() const noexcept override { return "bad access to std::expected without expected value"; }
+  const char* what() const noexcept override {
+    return "bad access to std::expected without expected value";
+  }
   const E& error() const& noexcept { return error_; }
 
  private:
@@ -70,7 +73,8 @@ class expected {
       std::construct_at(&err_, o.err_);
     }
   }
-  expected(expected&& o) noexcept(is_nothrow_move_constructible_v<T>&& is_nothrow_move_constructible_v<E>)
+  expected(expected&& o) noexcept(
+      is_nothrow_move_constructible_v<T>&& is_nothrow_move_constructible_v<E>)
       : has_(o.has_) {
     if (has_) {
       std::construct_at(&val_, std::move(o.val_));
@@ -79,19 +83,18 @@ class expected {
     }
   }
   template <class U = T>
-    requires(!is_same_v<remove_cvref_t<U>, expected> && !is_same_v<remove_cvref_t<U>, in_place_t> &&
-             !is_same_v<remove_cvref_t<U>, unexpect_t> && is_constructible_v<T, U>)
-  explicit(!is_convertible_v<U, T>) expected(U&& v) : has_(true) {
+  requires(!is_same_v<remove_cvref_t<U>, expected> && !is_same_v<remove_cvref_t<U>, in_place_t> &&
+           !is_same_v<remove_cvref_t<U>, unexpect_t> &&
+           is_constructible_v<T, U>) explicit(!is_convertible_v<U, T>) expected(U&& v)
+      : has_(true) {
     std::construct_at(&val_, std::forward<U>(v));
   }
   template <class G>
-    requires is_constructible_v<E, const G&>
-  expected(const unexpected<G>& u) : has_(false) {
+  requires is_constructible_v<E, const G&> expected(const unexpected<G>& u) : has_(false) {
     std::construct_at(&err_, u.error());
   }
   template <class G>
-    requires is_constructible_v<E, G>
-  expected(unexpected<G>&& u) : has_(false) {
+  requires is_constructible_v<E, G> expected(unexpected<G>&& u) : has_(false) {
     std::construct_at(&err_, std::move(u).error());
   }
   template <class... Args>
@@ -119,8 +122,8 @@ class expected {
     return *this;
   }
   template <class U = T>
-    requires(!is_same_v<remove_cvref_t<U>, expected> && is_constructible_v<T, U>)
-  expected& operator=(U&& v) {
+  requires(!is_same_v<remove_cvref_t<U>, expected> && is_constructible_v<T, U>) expected& operator=(
+      U&& v) {
     destroy();
     std::construct_at(&val_, std::forward<U>(v));
     has_ = true;
@@ -223,13 +226,11 @@ class expected<void, E> {
     }
   }
   template <class G>
-    requires is_constructible_v<E, const G&>
-  expected(const unexpected<G>& u) : has_(false) {
+  requires is_constructible_v<E, const G&> expected(const unexpected<G>& u) : has_(false) {
     std::construct_at(&err_, u.error());
   }
   template <class G>
-    requires is_constructible_v<E, G>
-  expected(unexpected<G>&& u) : has_(false) {
+  requires is_constructible_v<E, G> expected(unexpected<G>&& u) : has_(false) {
     std::construct_at(&err_, std::move(u).error());
   }
   explicit expected(in_place_t) noexcept : has_(true) {}

@@ -49,8 +49,9 @@ void decode_all(const Frame& f) {
     FUZZ_CHECK(again && *again);
     const auto err2 = decode_error_response(**again);
     FUZZ_CHECK(err2);
-    FUZZ_CHECK(err2->severity == err->severity && err2->sqlstate == err->sqlstate && err2->message == err->message &&
-               err2->detail == err->detail && err2->hint == err->hint);
+    FUZZ_CHECK(err2->severity == err->severity && err2->sqlstate == err->sqlstate &&
+               err2->message == err->message && err2->detail == err->detail &&
+               err2->hint == err->hint);
   }
 }
 

@@ -1,11 +1,12 @@
 // libFuzzer target: the config loader (pooler/config) on arbitrary bytes. Errors must come
 // back as Errc::Config, never as an exception or a crash.
 
+#include "pooler/config/config_loader.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
-#include "pooler/config/config_loader.h"
 #include "tests/fuzz/fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -56,7 +56,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto input = fuzz::as_bytes(data, size);
 
   // Startup phase: the first packet of a connection.
-  if (auto scanned = peek_frame(input, Phase::Startup, fuzz::kFuzzMaxMessage); scanned && *scanned) {
+  if (auto scanned = peek_frame(input, Phase::Startup, fuzz::kFuzzMaxMessage);
+      scanned && *scanned) {
     const Frame& f = **scanned;
     fuzz::check_frame(f, input, Phase::Startup);
     (void)decode_startup(f);

@@ -56,21 +56,29 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   while (!p.done()) {
     const std::uint8_t op = p.next();
     switch (op % 16) {
-      case 0: case 1: case 2: case 3: case 4: case 5: case 6:
+      case 0:
+      case 1:
+      case 2:
+      case 3:
+      case 4:
+      case 5:
+      case 6:
         replies.expect(static_cast<Reply>(op % 16), p.next());
         break;
       case 7: {
         const std::uint8_t bits = p.next();
-        replies.expect_hidden(static_cast<Reply>(bits % 7), p.next(),
-                              HiddenOptions{(bits & 8) != 0, (bits & 16) != 0, (bits & 32) != 0,
-                                            (bits & 64) != 0});
+        replies.expect_hidden(
+            static_cast<Reply>(bits % 7), p.next(),
+            HiddenOptions{(bits & 8) != 0, (bits & 16) != 0, (bits & 32) != 0, (bits & 64) != 0});
         break;
       }
       case 8:
         replies.expect_client_parse(p.next() + 1);
         ++client_parses;
         break;
-      case 9: replies.expect_query_then_more(); break;
+      case 9:
+        replies.expect_query_then_more();
+        break;
       case 10: {
         const bool client_parse = (p.next() & 1) != 0;
         replies.synthesize("1", client_parse);
@@ -92,8 +100,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         break;
       }
-      case 12: replies.emit_ready_synthetic(); break;
-      case 13: replies.hide_front(); break;
+      case 12:
+        replies.emit_ready_synthetic();
+        break;
+      case 13:
+        replies.hide_front();
+        break;
       case 14:
         // Dropped entries never report; count them as answered for the invariant below.
         cleared = client_parses - sink.parse_done;

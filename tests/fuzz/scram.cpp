@@ -5,12 +5,13 @@
 //     PBKDF2 with a fuzzed iteration count): server-first-message, then server-final-message.
 // Both run on every input. The whole input is also parsed as a stored verifier and as base64.
 
+#include "pooler/wire/scram.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-#include "pooler/wire/scram.h"
 #include "tests/fuzz/fuzz_util.h"
 #include "tests/fuzz/scram_fixture.h"
 
@@ -51,7 +52,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   const auto nl = text.find('\n');
   const std::string_view first = text.substr(0, nl);
-  const std::string_view second = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+  const std::string_view second =
+      nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
 
   as_server(first, second);
   as_client(first, second);
@@ -59,8 +61,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (const auto verifier = parse_scram_verifier(text)) {
     FUZZ_CHECK(verifier->iterations >= 1 && verifier->iterations <= kScramMaxIterations);
     const auto again = parse_scram_verifier(format_scram_verifier(*verifier));
-    FUZZ_CHECK(again && again->salt == verifier->salt && again->iterations == verifier->iterations &&
-               again->stored_key == verifier->stored_key && again->server_key == verifier->server_key);
+    FUZZ_CHECK(
+        again && again->salt == verifier->salt && again->iterations == verifier->iterations &&
+        again->stored_key == verifier->stored_key && again->server_key == verifier->server_key);
   }
   if (const auto decoded = base64_decode(text)) {
     FUZZ_CHECK(base64_decode(base64_encode(*decoded)) == decoded);
