@@ -207,6 +207,8 @@ def scram():
 
 def config():
     out = {name: (ROOT / "etc" / name).read_bytes() for name in ("pgmux.toml", "pgmux-demo.toml")}
+    # The demo config is a template (scripts/demo fills in the ports).
+    out["pgmux-demo.toml"] = re.sub(rb"@[A-Z_]+_PORT@", b"5432", out["pgmux-demo.toml"])
     out["minimal.toml"] = b'[databases.app]\nprimary = "127.0.0.1:5432"\n[users.app]\npassword = "x"\n'
     out["replicas.toml"] = (b'[pgmux]\nlisten = ["127.0.0.1:6432", "[::1]:6432"]\nworkers = 2\n'
                             b'[databases.app]\nprimary = "/var/run/postgresql:5432"\n'
@@ -214,6 +216,15 @@ def config():
                             b'read_only_functions = ["f"]\n[users.app]\n'
                             b'password = "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="\n'
                             b'pool_mode = "session"\n[users.md5]\npassword = "md512acbd04a4b55346555b3fa88c638e11"\nauth = "md5"\n')
+    out["hba_auth_query.toml"] = (b'[pgmux]\nauth_user = "pgmux_auth"\n'
+                                  b'auth_query = "SELECT usename, passwd FROM pg_shadow WHERE usename = $1"\n'
+                                  b'auth_cache_ttl = 30\n'
+                                  b'[databases.app]\nprimary = "127.0.0.1:5432"\n'
+                                  b'[users.pgmux_auth]\npassword = "secret"\n'
+                                  b'[[hba]]\ndatabase = "app"\nuser = ["bob", "eve"]\nmethod = "reject"\n'
+                                  b'[[hba]]\naddress = ["10.1.0.0/16", "fd00::/8", "192.168.1.7"]\n'
+                                  b'method = "trust"\n[[hba]]\naddress = "::1/128"\nmethod = "cert"\n'
+                                  b'[[hba]]\nmethod = "md5"\n')
     out["bad_syntax.toml"] = b'[pgmux\nlisten = \n'
     # Regression: signed overflow in parse_lag (ConfigLoaderTest.ReplicaLagSizeOverflow).
     out["regression_lag_overflow.toml"] = (b'[databases.app]\nprimary = "h:1"\n'
