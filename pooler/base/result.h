@@ -7,6 +7,11 @@
 #include <string_view>
 #include <utility>
 
+#if !defined(__cpp_lib_expected)
+// clang < 16 with libstdc++ 12 (the libFuzzer build): <expected> declares nothing.
+#include "pooler/base/expected_compat.h"
+#endif
+
 namespace pooler {
 
 enum class Errc : std::uint8_t {

@@ -658,6 +658,9 @@ std::optional<std::pair<std::int64_t, bool>> parse_lag(std::string_view text) {
       {"", 1}, {"B", 1}, {"kB", 1024}, {"KB", 1024}, {"MB", 1024 * 1024}, {"GB", 1024 * 1024 * 1024}};
   for (const auto& [u, mult] : kBytes) {
     if (unit == u) {
+      if (number > std::numeric_limits<std::int64_t>::max() / mult) {
+        return std::nullopt;  // "10000000000GB" would overflow int64
+      }
       return std::pair{number * mult, true};
     }
   }

@@ -415,6 +415,17 @@ TEST(ConfigLoaderTest, OutOfRange) {
             "pgmux.toml:3:21: 'reserve_pool_size' must be at least 0, got -2");
 }
 
+// A max_replica_lag size beyond 64 bits is an error, not a wrapped-around (negative) bound.
+// Regression input of fuzz_config_loader (signed overflow in parse_lag under UBSan).
+TEST(ConfigLoaderTest, ReplicaLagSizeOverflow) {
+  EXPECT_EQ(error_of("[databases.app]\nprimary = \"h:1\"\nmax_replica_lag = \"10000000000GB\"\n"),
+            "pgmux.toml:3:19: 'max_replica_lag' must be a size (\"16MB\") or a duration "
+            "(\"500ms\", \"2s\"), or a list of both");
+  auto config = load("[databases.app]\nprimary = \"h:1\"\nmax_replica_lag = \"1048576GB\"\n");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->find_database("app")->routing.max_replica_lag_bytes, std::int64_t{1} << 50);
+}
+
 // min_pool_size may not exceed pool_size, whichever default or value applies.
 TEST(ConfigLoaderTest, MinPoolSizeAbovePoolSize) {
   EXPECT_EQ(error_of("[databases.app]\nprimary = \"h:1\"\npool_size = 5\nmin_pool_size = 6\n"),
