@@ -72,6 +72,14 @@ Result<void> check_scram_verifier(std::string_view rest) {
                                           "'{}' is not a positive integer",
                                           iterations));
   }
+  // The same bound as the SCRAM code (wire/scram.h), so a verifier the config accepts can be
+  // used to log in; config/ does not depend on wire/.
+  constexpr int kMaxIterations = 10'000'000;
+  if (count > kMaxIterations) {
+    return fail(Errc::Config, fmt::format("SCRAM-SHA-256 verifier: iteration count {} is above "
+                                          "{}",
+                                          count, kMaxIterations));
+  }
   if (!base64_decoded_size(salt)) {
     return fail(Errc::Config, "malformed SCRAM-SHA-256 verifier: the salt is not base64");
   }

@@ -537,6 +537,9 @@ TEST(ConfigLoaderTest, Passwords) {
   EXPECT_EQ(error_of(user("password = \"SCRAM-SHA-256$x:c2FsdA==$abc:def\"\n")),
             "pgmux.toml:2:12: bad 'password': malformed SCRAM-SHA-256 verifier: iteration count "
             "'x' is not a positive integer");
+  EXPECT_EQ(error_of(user("password = \"SCRAM-SHA-256$20000000:c2FsdA==$abc:def\"\n")),
+            "pgmux.toml:2:12: bad 'password': SCRAM-SHA-256 verifier: iteration count 20000000 "
+            "is above 10000000");
   EXPECT_EQ(error_of(user("auth = \"md5\"\npassword = \"" + std::string(kScramVerifier) + "\"\n")),
             "pgmux.toml:3:12: 'password' is a SCRAM-SHA-256 verifier, which cannot serve auth = "
             "\"md5\"; give the plaintext password or an md5 hash");
