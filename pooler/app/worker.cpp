@@ -292,8 +292,8 @@ backend::Pool* Worker::pool_for(const config::DatabaseConfig& db, const config::
 
 const wire::ScramVerifier& Worker::scram_verifier(const config::UserConfig& user) {
   auto it = verifiers_.find(user.name);
-  if (it != verifiers_.end()) {
-    return it->second;
+  if (it != verifiers_.end() && it->second.first == user.password) {
+    return it->second.second;
   }
   wire::ScramVerifier v;
   if (user.password_kind == config::PasswordKind::ScramSha256) {
@@ -306,7 +306,9 @@ const wire::ScramVerifier& Worker::scram_verifier(const config::UserConfig& user
   } else {
     v = wire::scram_verifier_for_plaintext(user.password);
   }
-  return verifiers_.emplace(user.name, std::move(v)).first->second;
+  auto& entry = verifiers_[user.name];
+  entry = {user.password, std::move(v)};
+  return entry.second;
 }
 
 // Cancel keys: the pid is the worker index in bits 24..30 and the client's slot + 1 below,

@@ -113,7 +113,9 @@ class Worker final : public client::SessionHost,
   std::vector<std::unique_ptr<net::TcpListener>> listeners_;
   ClientTable clients_;
   std::map<std::string, std::unique_ptr<backend::Pool>> pools_;  // "database\0user"
-  std::map<std::string, wire::ScramVerifier, std::less<>> verifiers_;
+  // By user: the stored password it was made from (a user found by auth_query may change
+  // it), and the verifier.
+  std::map<std::string, std::pair<std::string, wire::ScramVerifier>, std::less<>> verifiers_;
   client::PreparedRegistry registry_;
   parser::AnalysisCache analysis_cache_;
   std::unique_ptr<advice::ShapeStats> shape_stats_;  // null when query_stats is off

@@ -39,6 +39,8 @@ void Pool::set_scram_keys(const std::array<std::uint8_t, 32>& client_key,
 
 bool Pool::has_credentials() const { return !login_.password.empty() || login_.has_scram_keys; }
 
+bool Pool::logs_in_with_scram_keys() const { return login_.password.empty(); }
+
 int Pool::live_count() const {
   int n = 0;
   for (const auto& b : backends_) {

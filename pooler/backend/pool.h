@@ -85,6 +85,8 @@ class Pool {
   // Whether pgmux has a password or SCRAM keys for this pool's server login. Without them it
   // still tries: the server may trust the connection.
   bool has_credentials() const;
+  // No password of its own: it logs in with SCRAM keys learnt from clients' proofs.
+  bool logs_in_with_scram_keys() const;
 
   // A leased backend now, or nullptr: then `waiter` is queued (FIFO) and hears later.
   BackendConn* lease(PoolWaiter& waiter, std::uint64_t now_ms);

@@ -260,9 +260,11 @@ Result<void> ClientSession::finish_auth() {
     return fail(Errc::Internal, "no pool for database \"" + db_config_->name + "\"");
   }
   auto& scram = login_->scram;
-  if (scram && scram->authenticated() && !pool_->has_credentials()) {
+  if (scram && scram->authenticated() && !db_config_->server_user &&
+      pool_->logs_in_with_scram_keys()) {
     // Only a verifier is configured: the client's proof gives the keys pgmux needs to log
-    // in to PostgreSQL as this user, without ever knowing the password.
+    // in to PostgreSQL as this user, without ever knowing the password. Every login
+    // refreshes them, so a password changed in PostgreSQL (auth_query) takes effect.
     pool_->set_scram_keys(scram->client_key(), host_.scram_verifier(*user_config_).server_key);
   }
   login_.reset();

@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "tests/integration/pg_client.h"
 #include "tests/integration/pgmux_process.h"
@@ -98,6 +100,29 @@ TEST_F(AuthQueryTest, ScramUserDefinedOnlyInPostgres) {
 // An md5 hash from pg_shadow: the client authenticates with md5, and so does pgmux with the
 // server. The fixture's server takes md5 only for app_md5, so that user is left out of
 // [users] here to be looked up.
+// A password changed in PostgreSQL takes effect once the cached answer expires: the new
+// password logs in, and new server connections use the keys from the new proof.
+TEST_F(AuthQueryTest, PasswordChangedInPostgres) {
+  ASSERT_TRUE(start("postgres", "auth_cache_ttl = 0.2"));
+  auto first = connect(pgmux_.conninfo("dyn", kScramPassword, "app"));
+  ASSERT_TRUE(first) << first.error;
+  ASSERT_TRUE(exec(first.conn, "BEGIN").ok());  // holds the pool's first backend
+  {
+    auto super = connect(PostgresEnvironment::instance().superuser_conninfo(Node::Primary, "app"));
+    ASSERT_TRUE(super) << super.error;
+    ASSERT_TRUE(exec(super.conn, "ALTER ROLE dyn PASSWORD 'dyn-new-pw-42'").ok());
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(connect(pgmux_.conninfo("dyn", kScramPassword, "app"))) << "the old password";
+  auto second = connect(pgmux_.conninfo("dyn", "dyn-new-pw-42", "app"));
+  ASSERT_TRUE(second) << second.error;
+  // A second backend: logged in with the new proof's keys.
+  EXPECT_EQ(query_value(second.conn, "SELECT current_user"), "dyn") << pgmux_.log_tail();
+  ASSERT_TRUE(exec(first.conn, "COMMIT").ok());
+  auto super = connect(PostgresEnvironment::instance().superuser_conninfo(Node::Primary, "app"));
+  ASSERT_TRUE(exec(super.conn, std::string("ALTER ROLE dyn PASSWORD '") + kScramPassword + "'").ok());
+}
+
 TEST_F(AuthQueryTest, Md5UserDefinedOnlyInPostgres) {
   PgmuxConfigOptions o;
   o.log_level = "debug";
