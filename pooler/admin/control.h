@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -69,6 +71,9 @@ struct WorkerSnapshot {
   std::vector<PoolRow> pools;
   std::vector<ClientRow> clients;
   std::vector<ServerRow> servers;
+  // The last health-check round per monitored database (databases with replicas), as the
+  // worker routes by it. Every worker holds the same ones.
+  std::map<std::string, std::shared_ptr<const backend::HealthSnapshot>> health;
 };
 
 // Loop thread of that worker only.

@@ -281,7 +281,12 @@ backend::Pool* Worker::pool_for(const config::DatabaseConfig& db, const config::
       login.password = user.password;  // plaintext or md5 hash
     }
   }
-  auto pool = std::make_unique<backend::Pool>(loop_, pool_settings(db, user, host), std::move(login));
+  // Sessions route by the config they logged in with, but a pool is sized and addressed by
+  // the running one (after a reload, an older session may be the first to use a host).
+  const auto* current = config_->find_database(db.name);
+  const auto& sized_by = current != nullptr ? *current : db;
+  auto pool = std::make_unique<backend::Pool>(loop_, pool_settings(sized_by, user, host),
+                                              std::move(login));
   backend::Pool* raw = pool.get();
   if (paused_all_ || paused_.contains(db.name)) {
     raw->set_paused(true);
@@ -409,8 +414,16 @@ void Worker::post_reload(std::shared_ptr<const config::Config> config) {
       const auto& s = pool->settings();
       const auto* db = config_->find_database(s.database);
       const auto* user = config_->find_user(s.user);
-      if (db != nullptr && user != nullptr) {
-        pool->update_settings(pool_settings(*db, *user, s.host_index));
+      if (db == nullptr || user == nullptr) {
+        continue;  // removed: its clients keep their snapshot; the pool idles out
+      }
+      auto next = pool_settings(*db, *user, s.host_index);
+      // A host index that now names another server (replicas reordered): the backends
+      // connected to the old one must not serve it; those in use close when released.
+      const bool moved = !(next.primary == s.primary);
+      pool->update_settings(std::move(next));
+      if (moved) {
+        pool->close_idle();
       }
     }
   });
@@ -507,6 +520,11 @@ admin::WorkerSnapshot Worker::snapshot() {
   snap.query_shapes = shape_stats_ ? shape_stats_->size() : 0;
   snap.parse_cache_hits = analysis_cache_.hits();
   snap.parse_cache_misses = analysis_cache_.misses();
+  for (const auto& [db, health] : health_) {
+    if (health) {
+      snap.health.emplace(db, health);
+    }
+  }
   // A client's counts go to the first pool of its database and user (its primary's).
   std::map<std::pair<std::string, std::string>, std::size_t> pool_rows;
   std::map<const backend::BackendConn*, std::uint64_t> linked;
