@@ -27,9 +27,11 @@ std::string wall_text(std::uint64_t wall_ms) {
 Row host_row(const std::string& db, const config::HostPort& address, int index,
              const backend::HealthSnapshot* snap, std::uint64_t loop_now,
              std::uint64_t wall_now) {
+  // Checked: a check ran (and maybe failed: a host never reached has no check time).
   const bool checked = snap != nullptr && backend::valid_index(*snap, index) &&
-                       snap->hosts[static_cast<std::size_t>(index)].checked_at_ms != 0;
-  // Roles follow the servers: the configured one only until a check said otherwise.
+                       (snap->hosts[static_cast<std::size_t>(index)].checked_at_ms != 0 ||
+                        !snap->hosts[static_cast<std::size_t>(index)].last_error.empty());
+  // Roles follow the servers: the configured one until a host answered.
   std::string role = index == 0 ? "primary" : "replica";
   Row row{db, address.host, std::to_string(address.port)};
   if (!checked) {
@@ -38,7 +40,9 @@ Row host_row(const std::string& db, const config::HostPort& address, int index,
     return row;
   }
   const auto& h = snap->hosts[static_cast<std::size_t>(index)];
-  role = h.in_recovery ? "replica" : "primary";
+  if (h.checked_at_ms != 0) {
+    role = h.in_recovery ? "replica" : "primary";
+  }
   const bool healthy = h.in_recovery ? backend::usable_replica(*snap, index)
                                      : h.reachable && index == snap->primary_index;
   std::optional<std::string> lag_bytes;
@@ -58,9 +62,13 @@ Row host_row(const std::string& db, const config::HostPort& address, int index,
     banned_until = wall_text(wall_now + left);
     ban_left = fmt::format("{:.1f}", static_cast<double>(left) / 1000.0);
   }
-  const std::uint64_t age = loop_now >= h.checked_at_ms ? loop_now - h.checked_at_ms : 0;
+  std::optional<std::string> last_check;
+  if (h.checked_at_ms != 0) {
+    const std::uint64_t age = loop_now >= h.checked_at_ms ? loop_now - h.checked_at_ms : 0;
+    last_check = wall_text(wall_now - age);
+  }
   row.insert(row.end(), {role, healthy ? "1" : "0", lag_bytes, lag_ms, banned_until, ban_left,
-                         wall_text(wall_now - age),
+                         last_check,
                          h.last_error.empty() ? std::nullopt : std::optional(h.last_error)});
   return row;
 }
@@ -79,7 +87,7 @@ Table show_replicas(const Snapshots& snaps, const ShowContext& ctx) {
            {"lag_ms", kInt8Oid},     // now() - pg_last_xact_replay_timestamp() on the replica
            {"banned_until", kTextOid},
            {"ban_seconds_left", kTextOid},
-           {"last_check", kTextOid},
+           {"last_check", kTextOid},  // when the last successful check was sent
            {"last_error", kTextOid}}) {
     t.columns.push_back(Column{name, oid});
   }

@@ -433,6 +433,16 @@ void Worker::post_shutdown(bool fast, std::chrono::milliseconds timeout) {
   loop_.post([this, fast, timeout] { begin_shutdown(fast, timeout); });
 }
 
+// How long a client must have been idle between transactions before a drain closes it. A
+// client that just logged in (a connection per transaction, the usual shape of a rolling
+// restart's load) sends its request well within this, and gets it served.
+constexpr std::uint64_t kDrainIdleMs = 500;
+
+// SIGTERM. The listeners close at once (a new pgmux on the same port gets the new
+// connections). Then, for the first half of shutdown_timeout, connected clients are served
+// as before, and each is closed once it has been idle between transactions for
+// kDrainIdleMs: busy clients keep working, idle ones leave. In the second half, every client
+// leaves at its next transaction boundary. At shutdown_timeout the rest are closed.
 void Worker::begin_shutdown(bool fast, std::chrono::milliseconds timeout) {
   if (!draining_) {
     draining_ = true;
@@ -441,36 +451,44 @@ void Worker::begin_shutdown(bool fast, std::chrono::milliseconds timeout) {
     }
     shutdown_timer_ = std::make_unique<net::Timer>(loop_, [this] { stop_now(); });
     shutdown_timer_->start(timeout);
+    boundary_timer_ = std::make_unique<net::Timer>(loop_, [this] {
+      close_at_boundaries_ = true;
+      for (auto* s : clients_.snapshot()) {
+        if (clients_.get(s->slot()) == s && s->is_idle_between_transactions()) {
+          s->close_with_error(wire::sqlstate::kAdminShutdown, "pgmux is shutting down");
+        }
+      }
+      finish_if_drained();
+    });
+    boundary_timer_->start(timeout / 2);
+    drain_timer_ = std::make_unique<net::Timer>(loop_, [this] { drain_tick(); });
+    drain_timer_->start(std::chrono::milliseconds(100), std::chrono::milliseconds(100));
   }
   if (fast) {
     stop_now();
     return;
   }
-  // Clients between transactions leave now; the others when their transaction ends.
+  drain_tick();
+}
+
+void Worker::drain_tick() {
+  const std::uint64_t now = net::now_ms(loop_);
   for (auto* s : clients_.snapshot()) {
-    if (clients_.get(s->slot()) == s && s->state() != client::ClientState::Linked &&
-        s->state() != client::ClientState::WaitingForBackend) {
+    if (clients_.get(s->slot()) == s && s->is_idle_between_transactions() &&
+        now - s->last_activity_ms() >= kDrainIdleMs) {
       s->close_with_error(wire::sqlstate::kAdminShutdown, "pgmux is shutting down");
     }
   }
   finish_if_drained();
 }
 
+// Done when no client is left: closed by the drain, or gone on its own.
 void Worker::finish_if_drained() {
-  if (stopped_) {
+  if (stopped_ || clients_.size() != 0) {
     return;
   }
-  bool busy = false;
-  for (auto* s : clients_.snapshot()) {
-    if (s->state() == client::ClientState::Linked ||
-        s->state() == client::ClientState::WaitingForBackend) {
-      busy = true;
-    }
-  }
-  if (!busy) {
-    // Not from inside a session's own callback: on the next turn of the loop.
-    loop_.post([this] { stop_now(); });
-  }
+  // Not from inside a session's own callback: on the next turn of the loop.
+  loop_.post([this] { stop_now(); });
 }
 
 void Worker::stop_now() {
@@ -493,6 +511,8 @@ void Worker::stop_now() {
   client_timer_.reset();
   stats_timer_.reset();
   shutdown_timer_.reset();
+  boundary_timer_.reset();
+  drain_timer_.reset();
   loop_.close_internal_handles();
 }
 
