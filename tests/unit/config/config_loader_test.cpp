@@ -354,7 +354,7 @@ TEST(ConfigLoaderTest, WrongType) {
   EXPECT_EQ(error_of(with_database("[pgmux]\nquery_wait_timeout = \"10s\"\n")),
             "pgmux.toml:2:22: 'query_wait_timeout' must be a number of seconds, got string");
   EXPECT_EQ(error_of(with_database("[pgmux]\nwait_for_primary = \"yes\"\n")),
-            "pgmux.toml:2:20: 'wait_for_primary' must be a boolean, got string");
+            "pgmux.toml:2:20: 'wait_for_primary' must be true or false, got string");
   EXPECT_EQ(error_of(with_database("[pgmux]\nlisten = 6432\n")),
             "pgmux.toml:2:10: 'listen' must be a \"host:port\" string or an array of them, got "
             "integer");
