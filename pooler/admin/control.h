@@ -99,6 +99,8 @@ class Control {
   virtual void on_worker(int index, std::function<void(WorkerControl&)> task) = 0;
   virtual void reload() = 0;    // as SIGHUP
   virtual void shutdown() = 0;  // as SIGTERM
+  // A stop began (SIGTERM, SIGINT, SHUTDOWN): /readyz says 503 so that traffic moves away.
+  virtual bool stopping() const = 0;
   virtual const advice::AdviceStore& advice_store() const = 0;  // index advice records
   virtual std::uint64_t samples_dropped() const = 0;  // advisor queue full
 

@@ -47,6 +47,7 @@ class App final : public admin::Control {
   void on_worker(int index, std::function<void(admin::WorkerControl&)> task) override;
   void reload() override;
   void shutdown() override;
+  bool stopping() const override { return stopping_.load(std::memory_order_relaxed); }
   const advice::AdviceStore& advice_store() const override { return advice_store_; }
   std::uint64_t samples_dropped() const override { return sample_queue_.dropped(); }
 
@@ -81,7 +82,7 @@ class App final : public admin::Control {
   std::unique_ptr<advice::IndexAdvisor> advisor_;
   RoutingMonitor* routing_ = nullptr;  // while run() runs; main thread
   bool ready_sent_ = false;            // READY=1 went out (main thread)
-  bool stopping_ = false;
+  std::atomic<bool> stopping_{false};  // written on the main thread, read by /readyz
   std::atomic<bool> stop_waiting_{false};  // ends the wait_for_primary thread
   std::thread primary_waiter_;
 };

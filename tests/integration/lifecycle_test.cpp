@@ -2,7 +2,9 @@
 // real AF_UNIX datagram socket, SIGHUP reloads under pgbench load, SIGTERM with an open
 // transaction and its escalation, a rolling restart on one port, SHOW REPLICAS.
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -109,6 +111,33 @@ class NotifySocket {
   std::string env_value_;
   std::vector<std::string> seen_;
 };
+
+// The status of GET `path` on 127.0.0.1:`port` (0 when there is no answer).
+int http_status(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string raw;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string request = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+        static_cast<ssize_t>(request.size())) {
+      pollfd p{fd, POLLIN, 0};
+      char buf[1024];
+      while (raw.size() < 12 && ::poll(&p, 1, 5000) > 0) {
+        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) {
+          break;
+        }
+        raw.append(buf, static_cast<std::size_t>(n));
+      }
+    }
+  }
+  ::close(fd);
+  return raw.rfind("HTTP/1.1 ", 0) == 0 && raw.size() >= 12 ? std::stoi(raw.substr(9, 3)) : 0;
+}
 
 struct Bench {
   CommandResult result;
@@ -435,10 +464,14 @@ TEST_F(LifecycleTest, ReloadUnderLoadAddsReplicaAndPoolSize) {
 // ---- SIGTERM -------------------------------------------------------------------------
 
 // SIGTERM while a client is inside a transaction: the client may still COMMIT, the row is
-// there, then pgmux exits 0 on its own. New connections are refused meanwhile.
+// there, then pgmux exits 0 on its own. New connections are refused and /readyz says 503
+// meanwhile.
 TEST_F(LifecycleTest, SigtermLetsOpenTransactionCommit) {
   PgmuxProcess pgmux;
-  ASSERT_TRUE(pgmux.start(config(4, false)));
+  const int http_port = PgmuxProcess::free_port();
+  ASSERT_TRUE(pgmux.start(
+      config(4, false, "http_listen = \"127.0.0.1:" + std::to_string(http_port) + "\"")));
+  EXPECT_EQ(http_status(http_port, "/readyz"), 200);
   auto su = connect(pg().superuser_conninfo(Node::Primary, "app")).conn;
   ASSERT_TRUE(su);
   ASSERT_TRUE(exec(su, "DROP TABLE IF EXISTS lifecycle_drain; "
@@ -454,6 +487,7 @@ TEST_F(LifecycleTest, SigtermLetsOpenTransactionCommit) {
   std::this_thread::sleep_for(500ms);
   EXPECT_TRUE(pgmux.running()) << "exited with a transaction open";
   EXPECT_FALSE(connect(pgmux.conninfo())) << "accepted a new client while draining";
+  EXPECT_EQ(http_status(http_port, "/readyz"), 503);
   const auto commit = exec(c, "COMMIT");
   EXPECT_TRUE(commit.ok()) << commit;
   EXPECT_EQ(pgmux.wait_exit(10s), 0) << pgmux.log_tail();
