@@ -25,8 +25,7 @@ std::string wall_text(std::uint64_t wall_ms) {
 // One host's row. `snap` is nullptr for a database without health checks (no replicas, or
 // no login for them): only the configured address and role are known.
 Row host_row(const std::string& db, const config::HostPort& address, int index,
-             const backend::HealthSnapshot* snap, std::uint64_t loop_now,
-             std::uint64_t wall_now) {
+             const backend::HealthSnapshot* snap, std::uint64_t loop_now, std::uint64_t wall_now) {
   // Checked: a check ran (and maybe failed: a host never reached has no check time).
   const bool checked = snap != nullptr && backend::valid_index(*snap, index) &&
                        (snap->hosts[static_cast<std::size_t>(index)].checked_at_ms != 0 ||
@@ -67,9 +66,9 @@ Row host_row(const std::string& db, const config::HostPort& address, int index,
     const std::uint64_t age = loop_now >= h.checked_at_ms ? loop_now - h.checked_at_ms : 0;
     last_check = wall_text(wall_now - age);
   }
-  row.insert(row.end(), {role, healthy ? "1" : "0", lag_bytes, lag_ms, banned_until, ban_left,
-                         last_check,
-                         h.last_error.empty() ? std::nullopt : std::optional(h.last_error)});
+  row.insert(row.end(),
+             {role, healthy ? "1" : "0", lag_bytes, lag_ms, banned_until, ban_left, last_check,
+              h.last_error.empty() ? std::nullopt : std::optional(h.last_error)});
   return row;
 }
 
@@ -81,8 +80,8 @@ Table show_replicas(const Snapshots& snaps, const ShowContext& ctx) {
            {"database", kTextOid},
            {"host", kTextOid},
            {"port", kInt8Oid},
-           {"role", kTextOid},      // primary | replica: what the host answered, else configured
-           {"healthy", kInt8Oid},   // 1 = reachable in its role; NULL = not checked
+           {"role", kTextOid},       // primary | replica: what the host answered, else configured
+           {"healthy", kInt8Oid},    // 1 = reachable in its role; NULL = not checked
            {"lag_bytes", kInt8Oid},  // WAL the replica has still to replay
            {"lag_ms", kInt8Oid},     // now() - pg_last_xact_replay_timestamp() on the replica
            {"banned_until", kTextOid},

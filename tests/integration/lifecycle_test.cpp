@@ -148,10 +148,23 @@ struct Bench {
 // join `thread` for `result`. `extra` goes before the database name (e.g. "-C").
 void start_pgbench(Bench& bench, int port, int seconds, std::vector<std::string> extra = {},
                    int clients = 8) {
-  std::vector<std::string> argv = {"env", "PGPASSWORD=secret", pg().bindir() + "/pgbench", "-n",
-                                   "-S", "-c", std::to_string(clients), "-j", "2", "-T",
+  std::vector<std::string> argv = {"env",
+                                   "PGPASSWORD=secret",
+                                   pg().bindir() + "/pgbench",
+                                   "-n",
+                                   "-S",
+                                   "-c",
+                                   std::to_string(clients),
+                                   "-j",
+                                   "2",
+                                   "-T",
                                    std::to_string(seconds),
-                                   "-h", "127.0.0.1", "-p", std::to_string(port), "-U", "app"};
+                                   "-h",
+                                   "127.0.0.1",
+                                   "-p",
+                                   std::to_string(port),
+                                   "-U",
+                                   "app"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   argv.push_back("app");
   bench.thread = std::thread([&bench, argv] { bench.result = run_command(argv); });
@@ -397,8 +410,7 @@ TEST_F(LifecycleTest, ReloadUnderLoadAddsReplicaAndPoolSize) {
   // Reads of a new session reach the added replica (round robin over the replicas).
   auto c = client(pgmux);
   ASSERT_TRUE(c);
-  EXPECT_TRUE(wait_for([&] { return port_of(c) == pg().replica_port(); }, 10s))
-      << pgmux.log_tail();
+  EXPECT_TRUE(wait_for([&] { return port_of(c) == pg().replica_port(); }, 10s)) << pgmux.log_tail();
   // pool_size 8 is in force: 6 clients hold a transaction on the primary at once (with 4,
   // the fifth would wait and fail at query_wait_timeout).
   std::vector<PgConn> holders;
@@ -425,8 +437,8 @@ TEST_F(LifecycleTest, ReloadUnderLoadAddsReplicaAndPoolSize) {
   // A broken file: logged, the running config stays (the replica keeps serving reads).
   pgmux.rewrite_config(config(8, true) + "\npool_size = \"many\"\n");
   ASSERT_TRUE(pgmux.signal(SIGHUP));
-  EXPECT_TRUE(wait_for([&] { return log_has(pgmux, "reload: keeping the running configuration"); },
-                       5s))
+  EXPECT_TRUE(
+      wait_for([&] { return log_has(pgmux, "reload: keeping the running configuration"); }, 5s))
       << pgmux.log_tail();
   EXPECT_TRUE(pgmux.running());
   auto after = client(pgmux);
@@ -474,9 +486,10 @@ TEST_F(LifecycleTest, SigtermLetsOpenTransactionCommit) {
   EXPECT_EQ(http_status(http_port, "/readyz"), 200);
   auto su = connect(pg().superuser_conninfo(Node::Primary, "app")).conn;
   ASSERT_TRUE(su);
-  ASSERT_TRUE(exec(su, "DROP TABLE IF EXISTS lifecycle_drain; "
-                       "CREATE TABLE lifecycle_drain (id int); "
-                       "GRANT ALL ON lifecycle_drain TO app")
+  ASSERT_TRUE(exec(su,
+                   "DROP TABLE IF EXISTS lifecycle_drain; "
+                   "CREATE TABLE lifecycle_drain (id int); "
+                   "GRANT ALL ON lifecycle_drain TO app")
                   .ok());
   auto c = client(pgmux);
   ASSERT_TRUE(c);
