@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -69,6 +71,9 @@ struct WorkerSnapshot {
   std::vector<PoolRow> pools;
   std::vector<ClientRow> clients;
   std::vector<ServerRow> servers;
+  // The last health-check round per monitored database (databases with replicas), as the
+  // worker routes by it. Every worker holds the same ones.
+  std::map<std::string, std::shared_ptr<const backend::HealthSnapshot>> health;
 };
 
 // Loop thread of that worker only.
@@ -94,6 +99,8 @@ class Control {
   virtual void on_worker(int index, std::function<void(WorkerControl&)> task) = 0;
   virtual void reload() = 0;    // as SIGHUP
   virtual void shutdown() = 0;  // as SIGTERM
+  // A stop began (SIGTERM, SIGINT, SHUTDOWN): /readyz says 503 so that traffic moves away.
+  virtual bool stopping() const = 0;
   virtual const advice::AdviceStore& advice_store() const = 0;  // index advice records
   virtual std::uint64_t samples_dropped() const = 0;  // advisor queue full
 

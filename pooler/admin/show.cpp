@@ -423,6 +423,8 @@ Table show_config(const ShowContext& ctx) {
       secs(d.timeouts.server_idle_timeout), true);
   add("admin_users", admins, "", true);
   add("http_listen", g.http_listen ? g.http_listen->to_string() : "", "", false);
+  add("wait_for_primary", g.wait_for_primary ? "true" : "false",
+      d.wait_for_primary ? "true" : "false", false);
   return t;
 }
 
@@ -477,7 +479,7 @@ Table show_prepared(const Snapshots& snaps) {
 
 constexpr std::string_view kKnown[] = {
     "pools", "stats",  "clients", "servers", "databases",
-    "users", "config", "version", "lists",   "prepared_statements"};
+    "users", "config", "version", "lists",   "prepared_statements", "replicas"};
 
 }  // namespace
 
@@ -530,6 +532,9 @@ std::optional<Table> show(std::string_view what, const Snapshots& snaps, const S
   }
   if (what == "prepared_statements") {
     return show_prepared(snaps);
+  }
+  if (what == "replicas") {
+    return show_replicas(snaps, ctx);
   }
   return std::nullopt;
 }

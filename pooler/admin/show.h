@@ -40,6 +40,10 @@ std::optional<Table> show(std::string_view what, const Snapshots& snapshots,
 bool show_needs_snapshots(std::string_view what);
 bool show_known(std::string_view what);
 
+// SHOW REPLICAS (pgmux's own, show_replicas.cpp): one row per host per database, with the
+// role, health, lag and ban from the last health check.
+Table show_replicas(const Snapshots& snapshots, const ShowContext& context);
+
 // PgBouncer's client state names: "active", "waiting", "login".
 std::string_view pgbouncer_client_state(std::string_view pgmux_state);
 

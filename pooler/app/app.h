@@ -1,11 +1,13 @@
 #pragma once
 // The process: config, workers, signals. SIGHUP reloads, SIGTERM drains (a second one
-// escalates), SIGINT stops at once. Main thread.
+// escalates), SIGINT stops at once. Tells systemd (Type=notify) READY=1 once serving,
+// RELOADING=1/READY=1 around reloads and STOPPING=1. Main thread.
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "pooler/admin/control.h"
@@ -20,6 +22,7 @@
 namespace pooler::app {
 
 class Worker;
+class RoutingMonitor;
 
 class App final : public admin::Control {
  public:
@@ -44,6 +47,7 @@ class App final : public admin::Control {
   void on_worker(int index, std::function<void(admin::WorkerControl&)> task) override;
   void reload() override;
   void shutdown() override;
+  bool stopping() const override { return stopping_.load(std::memory_order_relaxed); }
   const advice::AdviceStore& advice_store() const override { return advice_store_; }
   std::uint64_t samples_dropped() const override { return sample_queue_.dropped(); }
 
@@ -59,6 +63,11 @@ class App final : public admin::Control {
   // The index advisor follows [index_advice] (app_advice.cpp): started when enabled.
   void apply_advice_config();
   void stop_advisor();
+  // Restart-only settings of `next` get the running values back; their names are logged.
+  void keep_restart_only(config::Config& next) const;
+  void notify(std::string_view state);
+  void mark_ready();
+  void begin_stop(bool fast);
 
   std::shared_ptr<const config::Config> config_;
   std::string config_path_;
@@ -71,6 +80,11 @@ class App final : public admin::Control {
   advice::SampleQueue sample_queue_{256};
   advice::AdviceStore advice_store_;
   std::unique_ptr<advice::IndexAdvisor> advisor_;
+  RoutingMonitor* routing_ = nullptr;  // while run() runs; main thread
+  bool ready_sent_ = false;            // READY=1 went out (main thread)
+  std::atomic<bool> stopping_{false};  // written on the main thread, read by /readyz
+  std::atomic<bool> stop_waiting_{false};  // ends the wait_for_primary thread
+  std::thread primary_waiter_;
 };
 
 }  // namespace pooler::app

@@ -82,39 +82,82 @@ std::optional<std::pair<std::string, std::string>> RoutingMonitor::credentials(
   return std::nullopt;
 }
 
-void RoutingMonitor::start() {
-  bool any = false;
-  for (const auto& [name, db] : config_->databases) {
+void RoutingMonitor::start() { sync_monitors(); }
+
+void RoutingMonitor::reload(std::shared_ptr<const config::Config> config) {
+  {
+    std::lock_guard lock(mutex_);
+    config_ = std::move(config);
+    refresh_ = true;
+  }
+  sync_monitors();
+  wake_.notify_all();
+}
+
+// Brings monitors_ in line with config_: a monitor per database with replicas and a login
+// for the checks. An unchanged database keeps its monitor (and its connections and bans).
+void RoutingMonitor::sync_monitors() {
+  std::shared_ptr<const config::Config> config;
+  {
+    std::lock_guard lock(mutex_);
+    config = config_;
+  }
+  std::map<std::string, Monitored> next;
+  for (const auto& [name, db] : config->databases) {
     if (db.replicas.empty()) {
       continue;
     }
-    auto login = credentials(*config_, db);
+    auto login = credentials(*config, db);
     if (!login) {
       spdlog::warn("database {}: no user with a plaintext password for health checks "
                    "(set health_check_user and health_check_password): reads stay on the primary",
                    name);
       continue;
     }
-    any = true;
     backend::HealthMonitorOptions options;
     options.hosts = hosts_of(db);
     options.user = login->first;
     options.password = login->second;
     options.dbname = db.dbname;
     options.period = db.routing.health_check_period;
+    auto old = monitors_.find(name);
+    if (old != monitors_.end() && old->second.options.hosts == options.hosts &&
+        old->second.options.user == options.user &&
+        old->second.options.password == options.password &&
+        old->second.options.dbname == options.dbname &&
+        old->second.options.period == options.period) {
+      next.emplace(name, std::move(old->second));
+      continue;
+    }
+    if (old == monitors_.end()) {
+      // Until pg_proc is read: the configured lists, every other function on the primary.
+      publish_policy_(name, std::make_shared<const router::FunctionPolicy>(
+                                router::FunctionPolicy::unloaded(db.routing.read_only_functions,
+                                                                 db.routing.write_functions)));
+    } else {
+      spdlog::info("database {}: hosts or health-check settings changed, checks restart", name);
+    }
     const std::string db_name = name;
-    auto monitor = std::make_unique<backend::HealthMonitor>(
+    Monitored m;
+    m.options = options;
+    m.monitor = std::make_unique<backend::HealthMonitor>(
         loop_, std::move(options),
         [this, db_name](std::shared_ptr<const backend::HealthSnapshot> snapshot) {
           publish_health_(db_name, std::move(snapshot));
         });
-    monitor->start();
-    monitors_.push_back(std::move(monitor));
-    // Until pg_proc is read: the configured lists, every other function on the primary.
-    publish_policy_(name, std::make_shared<const router::FunctionPolicy>(router::FunctionPolicy::unloaded(
-                              db.routing.read_only_functions, db.routing.write_functions)));
+    m.monitor->start();
+    next.emplace(name, std::move(m));
   }
-  if (any) {
+  for (auto& [name, m] : monitors_) {
+    if (m.monitor && !next.contains(name)) {
+      // No snapshot at all: sessions still routing by an older config see every replica
+      // as unchecked and read from the primary, rather than trusting a frozen snapshot.
+      publish_health_(name, nullptr);
+      spdlog::info("database {}: health checks stopped", name);
+    }
+  }
+  monitors_ = std::move(next);
+  if (!monitors_.empty() && !policy_thread_.joinable()) {
     policy_thread_ = std::thread([this] { policy_thread_main(); });
   }
 }
@@ -134,12 +177,15 @@ void RoutingMonitor::stop() {
 void RoutingMonitor::policy_thread_main() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
+    refresh_ = false;
+    // This round's config: a reload may replace config_ while the lock is released.
+    const std::shared_ptr<const config::Config> config = config_;
     bool all_loaded = true;
-    for (const auto& [name, db] : config_->databases) {
+    for (const auto& [name, db] : config->databases) {
       if (db.replicas.empty()) {
         continue;
       }
-      auto login = credentials(*config_, db);
+      auto login = credentials(*config, db);
       if (!login) {
         continue;
       }
@@ -159,7 +205,8 @@ void RoutingMonitor::policy_thread_main() {
         return;
       }
     }
-    wake_.wait_for(lock, all_loaded ? kPolicyRefresh : kPolicyRetry, [this] { return stopping_; });
+    wake_.wait_for(lock, all_loaded ? kPolicyRefresh : kPolicyRetry,
+                   [this] { return stopping_ || refresh_; });
   }
 }
 

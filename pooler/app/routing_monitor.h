@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -35,6 +36,8 @@ class RoutingMonitor {
 
   void start();
   void stop();  // loop thread; the loop must run afterwards to free handles
+  // Loop thread. Monitors follow `config`; the function lists are read again at once.
+  void reload(std::shared_ptr<const config::Config> config);
 
   // How pgmux logs in for health checks and the pg_proc read of `db`: health_check_user,
   // else server_user, else the first configured user with a plaintext password.
@@ -42,16 +45,25 @@ class RoutingMonitor {
       const config::Config& config, const config::DatabaseConfig& db);
 
  private:
+  // One database's monitor and the options it was started with, to tell whether a reload
+  // changed them.
+  struct Monitored {
+    backend::HealthMonitorOptions options;
+    std::unique_ptr<backend::HealthMonitor> monitor;
+  };
+
+  void sync_monitors();
   void policy_thread_main();
 
   net::Loop& loop_;
   std::shared_ptr<const config::Config> config_;
   PublishHealth publish_health_;
   PublishPolicy publish_policy_;
-  std::vector<std::unique_ptr<backend::HealthMonitor>> monitors_;
+  std::map<std::string, Monitored> monitors_;  // by database name; loop thread only
   std::thread policy_thread_;
-  std::mutex mutex_;
+  std::mutex mutex_;  // guards config_ (read by the policy thread), refresh_, stopping_
   std::condition_variable wake_;
+  bool refresh_ = false;  // a reload asks the policy thread for a new round now
   bool stopping_ = false;
 };
 

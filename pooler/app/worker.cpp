@@ -281,7 +281,12 @@ backend::Pool* Worker::pool_for(const config::DatabaseConfig& db, const config::
       login.password = user.password;  // plaintext or md5 hash
     }
   }
-  auto pool = std::make_unique<backend::Pool>(loop_, pool_settings(db, user, host), std::move(login));
+  // Sessions route by the config they logged in with, but a pool is sized and addressed by
+  // the running one (after a reload, an older session may be the first to use a host).
+  const auto* current = config_->find_database(db.name);
+  const auto& sized_by = current != nullptr ? *current : db;
+  auto pool = std::make_unique<backend::Pool>(loop_, pool_settings(sized_by, user, host),
+                                              std::move(login));
   backend::Pool* raw = pool.get();
   if (paused_all_ || paused_.contains(db.name)) {
     raw->set_paused(true);
@@ -411,8 +416,16 @@ void Worker::post_reload(std::shared_ptr<const config::Config> config) {
       const auto& s = pool->settings();
       const auto* db = config_->find_database(s.database);
       const auto* user = config_->find_user(s.user);
-      if (db != nullptr && user != nullptr) {
-        pool->update_settings(pool_settings(*db, *user, s.host_index));
+      if (db == nullptr || user == nullptr) {
+        continue;  // removed: its clients keep their snapshot; the pool idles out
+      }
+      auto next = pool_settings(*db, *user, s.host_index);
+      // A host index that now names another server (replicas reordered): the backends
+      // connected to the old one must not serve it; those in use close when released.
+      const bool moved = !(next.primary == s.primary);
+      pool->update_settings(std::move(next));
+      if (moved) {
+        pool->close_idle();
       }
     }
   });
@@ -422,6 +435,16 @@ void Worker::post_shutdown(bool fast, std::chrono::milliseconds timeout) {
   loop_.post([this, fast, timeout] { begin_shutdown(fast, timeout); });
 }
 
+// How long a client must have been idle between transactions before a drain closes it. A
+// client that just logged in (a connection per transaction, the usual shape of a rolling
+// restart's load) sends its request well within this, and gets it served.
+constexpr std::uint64_t kDrainIdleMs = 500;
+
+// SIGTERM. The listeners close at once (a new pgmux on the same port gets the new
+// connections). Then, for the first half of shutdown_timeout, connected clients are served
+// as before, and each is closed once it has been idle between transactions for
+// kDrainIdleMs: busy clients keep working, idle ones leave. In the second half, every client
+// leaves at its next transaction boundary. At shutdown_timeout the rest are closed.
 void Worker::begin_shutdown(bool fast, std::chrono::milliseconds timeout) {
   if (!draining_) {
     draining_ = true;
@@ -430,36 +453,44 @@ void Worker::begin_shutdown(bool fast, std::chrono::milliseconds timeout) {
     }
     shutdown_timer_ = std::make_unique<net::Timer>(loop_, [this] { stop_now(); });
     shutdown_timer_->start(timeout);
+    boundary_timer_ = std::make_unique<net::Timer>(loop_, [this] {
+      close_at_boundaries_ = true;
+      for (auto* s : clients_.snapshot()) {
+        if (clients_.get(s->slot()) == s && s->is_idle_between_transactions()) {
+          s->close_with_error(wire::sqlstate::kAdminShutdown, "pgmux is shutting down");
+        }
+      }
+      finish_if_drained();
+    });
+    boundary_timer_->start(timeout / 2);
+    drain_timer_ = std::make_unique<net::Timer>(loop_, [this] { drain_tick(); });
+    drain_timer_->start(std::chrono::milliseconds(100), std::chrono::milliseconds(100));
   }
   if (fast) {
     stop_now();
     return;
   }
-  // Clients between transactions leave now; the others when their transaction ends.
+  drain_tick();
+}
+
+void Worker::drain_tick() {
+  const std::uint64_t now = net::now_ms(loop_);
   for (auto* s : clients_.snapshot()) {
-    if (clients_.get(s->slot()) == s && s->state() != client::ClientState::Linked &&
-        s->state() != client::ClientState::WaitingForBackend) {
+    if (clients_.get(s->slot()) == s && s->is_idle_between_transactions() &&
+        now - s->last_activity_ms() >= kDrainIdleMs) {
       s->close_with_error(wire::sqlstate::kAdminShutdown, "pgmux is shutting down");
     }
   }
   finish_if_drained();
 }
 
+// Done when no client is left: closed by the drain, or gone on its own.
 void Worker::finish_if_drained() {
-  if (stopped_) {
+  if (stopped_ || clients_.size() != 0) {
     return;
   }
-  bool busy = false;
-  for (auto* s : clients_.snapshot()) {
-    if (s->state() == client::ClientState::Linked ||
-        s->state() == client::ClientState::WaitingForBackend) {
-      busy = true;
-    }
-  }
-  if (!busy) {
-    // Not from inside a session's own callback: on the next turn of the loop.
-    loop_.post([this] { stop_now(); });
-  }
+  // Not from inside a session's own callback: on the next turn of the loop.
+  loop_.post([this] { stop_now(); });
 }
 
 void Worker::stop_now() {
@@ -482,6 +513,8 @@ void Worker::stop_now() {
   client_timer_.reset();
   stats_timer_.reset();
   shutdown_timer_.reset();
+  boundary_timer_.reset();
+  drain_timer_.reset();
   loop_.close_internal_handles();
 }
 
@@ -509,6 +542,11 @@ admin::WorkerSnapshot Worker::snapshot() {
   snap.query_shapes = shape_stats_ ? shape_stats_->size() : 0;
   snap.parse_cache_hits = analysis_cache_.hits();
   snap.parse_cache_misses = analysis_cache_.misses();
+  for (const auto& [db, health] : health_) {
+    if (health) {
+      snap.health.emplace(db, health);
+    }
+  }
   // A client's counts go to the first pool of its database and user (its primary's).
   std::map<std::pair<std::string, std::string>, std::size_t> pool_rows;
   std::map<const backend::BackendConn*, std::uint64_t> linked;

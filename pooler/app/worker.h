@@ -84,7 +84,9 @@ class Worker final : public client::SessionHost,
   void on_client_closed(client::ClientSession& session) override;
   wire::WriteBuffer& scratch() override { return scratch_; }
   client::WorkerCounters& counters() override { return counters_; }
-  bool draining() const override { return draining_; }
+  // What sessions ask at each transaction boundary: "leave now?". Only in the second half
+  // of a drain (see begin_shutdown).
+  bool draining() const override { return close_at_boundaries_; }
   bool admit_user(const config::UserConfig& user, bool& counted) override;
   void release_user(std::string_view user) override;
   void note_login_failure(const client::ClientSession& session) override;
@@ -100,6 +102,7 @@ class Worker final : public client::SessionHost,
   void stats_line();
   void handle_cancel(std::int32_t pid, std::int32_t secret);
   void begin_shutdown(bool fast, std::chrono::milliseconds timeout);
+  void drain_tick();
   void finish_if_drained();
   void stop_now();
   backend::PoolSettings pool_settings(const config::DatabaseConfig& db,
@@ -141,11 +144,14 @@ class Worker final : public client::SessionHost,
   std::unique_ptr<net::Timer> client_timer_;
   std::unique_ptr<net::Timer> stats_timer_;
   std::unique_ptr<net::Timer> shutdown_timer_;
+  std::unique_ptr<net::Timer> boundary_timer_;  // halfway through a drain
+  std::unique_ptr<net::Timer> drain_timer_;     // closes clients gone idle while draining
   std::uint64_t next_client_id_ = 1;
   std::set<std::string, std::less<>> paused_;  // databases paused by the admin console
   bool paused_all_ = false;
   std::unique_ptr<http::HttpServer> http_;
-  bool draining_ = false;
+  bool draining_ = false;             // SIGTERM: listeners closed, new connections refused
+  bool close_at_boundaries_ = false;  // later in the drain: clients leave as a transaction ends
   bool stopped_ = false;
   std::thread thread_;
 };

@@ -28,7 +28,16 @@ Pool::~Pool() {
   }
 }
 
-void Pool::update_settings(PoolSettings settings) { settings_ = std::move(settings); }
+void Pool::update_settings(PoolSettings settings) {
+  settings_ = std::move(settings);
+  // A lowered pool_size (reload): idle backends above the new limit close now. Those in use
+  // finish their transaction, come back idle and leave at server_idle_timeout like any other.
+  int excess = live_count() - (settings_.size + settings_.reserve_size);
+  auto idle = idle_;
+  for (auto it = idle.begin(); excess > 0 && it != idle.end(); ++it, --excess) {
+    (*it)->close("pool_size lowered by reload");
+  }
+}
 
 void Pool::set_scram_keys(const std::array<std::uint8_t, 32>& client_key,
                           const std::array<std::uint8_t, 32>& server_key) {

@@ -63,7 +63,10 @@ class ClientSession final : public net::Deletable,
   std::int32_t cancel_secret() const { return cancel_secret_; }
   std::uint64_t connected_ms() const { return connected_ms_; }
   const backend::BackendConn* backend() const { return backend_; }
-  bool is_idle_between_transactions() const { return state_ == ClientState::Idle; }
+  // No backend and no transaction open (a held-back BEGIN is one, though it has no backend).
+  bool is_idle_between_transactions() const { return state_ == ClientState::Idle && !held_begin_; }
+  // Loop clock of the last bytes received from the client.
+  std::uint64_t last_activity_ms() const { return last_activity_ms_; }
   bool is_admin() const { return extras_ && extras_->admin; }
   // Output of the admin console: messages it encoded for this client.
   void admin_write(std::span<const std::byte> bytes) { write(bytes); }

@@ -22,6 +22,7 @@ struct HostPort {
   std::string host;        // "127.0.0.1", "::1", "db.internal" or a Unix socket directory ("/run/pg")
   std::uint16_t port = 5432;
   std::string to_string() const;  // "host:port"; an IPv6 host in brackets: "[::1]:5432"
+  bool operator==(const HostPort&) const = default;
 };
 
 // "host:port", "[::1]:5432" (IPv6 needs the brackets) or "/unix/socket/dir:5432".
@@ -87,6 +88,9 @@ struct GeneralConfig {
   bool query_stats = true;                 // per-shape statistics (SHOW QUERIES, index advice)
   bool log_queries = false;                // one info line per finished request (needs query_stats)
   int max_query_shapes = 5000;             // shapes kept per worker; the least used are evicted
+  // systemd Type=notify: READY=1 only once every database's configured primary answers
+  // (false: as soon as the listeners are bound).
+  bool wait_for_primary = false;
 };
 
 // [index_advice]: queries that lack an index, judged off the query path (issue 5).

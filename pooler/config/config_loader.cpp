@@ -529,6 +529,9 @@ void read_general(const toml::table& table, GeneralConfig& out, Diagnostics& dia
       out.http_listen = std::move(http->front());
     }
   }
+  if (auto wait = in.boolean("wait_for_primary")) {
+    out.wait_for_primary = *wait;
+  }
   in.report_unknown_keys();
 }
 

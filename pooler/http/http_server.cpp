@@ -159,8 +159,12 @@ void HttpConnection::handle(const Request& request) {
 }
 
 // Ready when some pool holds a logged-in backend, or else when a primary accepts a TCP
-// connection within a second.
+// connection within a second. Never while stopping: a draining pgmux takes no new clients.
 void HttpConnection::readyz() {
+  if (server_.control().stopping()) {
+    respond(503, kText, "shutting down\n");
+    return;
+  }
   admin::gather(server_.control(), server_.host().loop(), alive_, [this](admin::Snapshots snaps) {
     if (any_live_backend(snaps)) {
       respond(200, kText, "ready\n");

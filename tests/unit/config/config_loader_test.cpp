@@ -50,6 +50,7 @@ max_client_conn = 500
 max_message_size = 1048576
 shutdown_timeout = 5
 stats_period = 0
+wait_for_primary = true
 query_wait_timeout = 10
 idle_transaction_timeout = 1.5
 client_idle_timeout = 300
@@ -102,6 +103,7 @@ auth = "trust"
   EXPECT_EQ(g.max_message_size, 1048576u);
   EXPECT_EQ(g.shutdown_timeout, 5s);
   EXPECT_EQ(g.stats_period, 0ms);
+  EXPECT_TRUE(g.wait_for_primary);
   EXPECT_EQ(g.timeouts.query_wait_timeout, 10s);
   EXPECT_EQ(g.timeouts.idle_transaction_timeout, 1500ms);
   EXPECT_EQ(g.timeouts.client_idle_timeout, 300s);
@@ -164,6 +166,7 @@ TEST(ConfigLoaderTest, Defaults) {
   EXPECT_EQ(g.max_message_size, defaults.max_message_size);
   EXPECT_EQ(g.shutdown_timeout, defaults.shutdown_timeout);
   EXPECT_EQ(g.stats_period, defaults.stats_period);
+  EXPECT_FALSE(g.wait_for_primary);
   EXPECT_EQ(g.timeouts.query_wait_timeout, 120s);
   EXPECT_EQ(g.timeouts.server_idle_timeout, 600s);
 
@@ -211,6 +214,7 @@ TEST(ConfigLoaderTest, ExampleFileLoads) {
   EXPECT_EQ(g.max_message_size, d.max_message_size);
   EXPECT_EQ(g.shutdown_timeout, d.shutdown_timeout);
   EXPECT_EQ(g.stats_period, d.stats_period);
+  EXPECT_EQ(g.wait_for_primary, d.wait_for_primary);
   expect_same_timeouts(g.timeouts, d.timeouts);
 
   const DatabaseConfig& db = example->databases.at("app");
@@ -349,6 +353,8 @@ TEST(ConfigLoaderTest, WrongType) {
             "pgmux.toml:2:13: 'log_level' must be a string, got integer");
   EXPECT_EQ(error_of(with_database("[pgmux]\nquery_wait_timeout = \"10s\"\n")),
             "pgmux.toml:2:22: 'query_wait_timeout' must be a number of seconds, got string");
+  EXPECT_EQ(error_of(with_database("[pgmux]\nwait_for_primary = \"yes\"\n")),
+            "pgmux.toml:2:20: 'wait_for_primary' must be true or false, got string");
   EXPECT_EQ(error_of(with_database("[pgmux]\nlisten = 6432\n")),
             "pgmux.toml:2:10: 'listen' must be a \"host:port\" string or an array of them, got "
             "integer");
