@@ -1019,7 +1019,7 @@ TEST_F(TxPoolTest, SessionAdvisoryLockHeldAcrossTransactions) {
   // Disconnecting while holding one releases it.
   ASSERT_TRUE(exec(a, "SELECT pg_advisory_lock(4343)").ok());
   a.reset();
-  EXPECT_TRUE(wait_for([&] { return !holder(4343).has_value(); }, 2s)) << holder(4343).value_or("");
+  EXPECT_TRUE(wait_for([&] { return !holder(4343).has_value(); }, 10s)) << holder(4343).value_or("");
   EXPECT_EQ(query_value(b, "SELECT pg_try_advisory_lock(4343)"), "t");
 }
 
