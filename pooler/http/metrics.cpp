@@ -188,6 +188,40 @@ std::string render_metrics(const admin::Snapshots& snaps) {
   for (std::size_t i = 0; i < kReasons.size(); ++i) {
     out += fmt::format("pgmux_refused_total{{reason=\"{}\"}} {}\n", kReasons[i], c.refused[i]);
   }
+  // Hosts of databases with replicas, from the health checks' last round (every worker
+  // holds the same snapshots).
+  header(out, "pgmux_host_up", "gauge",
+         "1 when the host answered its last health check, by database, host and role.");
+  std::string lag_bytes_lines;
+  std::string lag_seconds_lines;
+  if (!snaps.empty()) {
+    for (const auto& [db, health] : snaps.front().health) {
+      if (!health) {
+        continue;
+      }
+      for (std::size_t i = 0; i < health->hosts.size(); ++i) {
+        const auto& h = health->hosts[i];
+        const std::string labels =
+            fmt::format("database=\"{}\",host=\"{}\"", label(db), label(h.address.to_string()));
+        out += fmt::format("pgmux_host_up{{{},role=\"{}\"}} {}\n", labels,
+                           h.in_recovery ? "replica" : "primary", h.reachable ? 1 : 0);
+        if (h.in_recovery) {
+          if (auto lag = backend::lag_bytes(*health, static_cast<int>(i))) {
+            lag_bytes_lines += fmt::format("pgmux_replica_lag_bytes{{{}}} {}\n", labels, *lag);
+          }
+          if (h.replay_lag_ms >= 0) {
+            lag_seconds_lines += fmt::format("pgmux_replica_lag_seconds{{{}}} {:.3f}\n", labels,
+                                             static_cast<double>(h.replay_lag_ms) / 1000.0);
+          }
+        }
+      }
+    }
+  }
+  header(out, "pgmux_replica_lag_bytes", "gauge", "WAL a replica has still to replay.");
+  out += lag_bytes_lines;
+  header(out, "pgmux_replica_lag_seconds", "gauge",
+         "now() - pg_last_xact_replay_timestamp() on a replica (grows while the primary is idle).");
+  out += lag_seconds_lines;
   header(out, "pgmux_pinned_clients", "gauge", "Clients pinned to their backend.");
   out += fmt::format("pgmux_pinned_clients {}\n", pinned);
   std::size_t statements = 0;

@@ -157,10 +157,10 @@ class AdminTest : public ::testing::Test {
     }
   }
 
-  ::testing::AssertionResult start(int pool_size = 10, int workers = 1) {
+  ::testing::AssertionResult start(int pool_size = 10, int workers = 1, bool replica = false) {
     http_port_ = PgmuxProcess::free_port();
     PgmuxConfigOptions options;
-    options.replica = false;
+    options.replica = replica;
     options.pool_size = pool_size;
     options.workers = workers;
     options.pgmux_extra =
@@ -429,6 +429,25 @@ TEST_F(AdminTest, HttpEndpoint) {
   EXPECT_TRUE(found) << queries;
   EXPECT_TRUE(exec(a, "SHOW INDEX_ADVICE").ok());
   EXPECT_EQ(http_get(http_port_, "/index_advice").body, "[]\n");
+}
+
+// With a replica configured, /metrics shows each host's health and the replica's lag.
+TEST_F(AdminTest, HostHealthAndLagInMetrics) {
+  ASSERT_TRUE(start(10, 1, /*replica=*/true));
+  const std::string primary = "127.0.0.1:" + std::to_string(PostgresEnvironment::instance().primary_port());
+  const std::string replica = "127.0.0.1:" + std::to_string(PostgresEnvironment::instance().replica_port());
+  std::map<std::string, double> m;
+  const std::string up_replica =
+      "pgmux_host_up{database=\"app\",host=\"" + replica + "\",role=\"replica\"}";
+  ASSERT_TRUE(wait_for([&] {
+    m = parse_metrics(http_get(http_port_, "/metrics").body);
+    return m.contains(up_replica);
+  }, 10s));
+  EXPECT_EQ(m.at(up_replica), 1.0);
+  EXPECT_EQ(m.at("pgmux_host_up{database=\"app\",host=\"" + primary + "\",role=\"primary\"}"), 1.0);
+  const std::string lag = "pgmux_replica_lag_bytes{database=\"app\",host=\"" + replica + "\"}";
+  ASSERT_TRUE(m.contains(lag));
+  EXPECT_GE(m.at(lag), 0.0);
 }
 
 // RECONNECT closes idle backends now and a backend in use once its transaction ends.
