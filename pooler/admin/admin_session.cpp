@@ -146,14 +146,24 @@ void AdminSession::run(const std::string& sql) {
   } else if (verb == "shutdown" && w.size() == 1) {
     send_command_complete("SHUTDOWN");
     control_.shutdown();
-  } else if (verb == "suspend") {
-    send_error(ss::kFeatureNotSupported, "SUSPEND is not supported");
+  } else if (verb == "suspend" && w.size() == 1) {
+    // As PgBouncer: every socket stops being read, and the answer comes once everything
+    // queued has been written (at most 30 s). RESUME undoes it.
+    for_each_worker(control_, [](WorkerControl& wc) { wc.set_suspended(true); });
+    busy_ = true;
+    flush_deadline_ms_ = net::now_ms(host_.loop()) + 30'000;
+    wait_until_flushed();
   } else if (verb == "pause" || verb == "resume") {
     if (!check_database(arg)) {
       return;
     }
     const bool pause = verb == "pause";
-    for_each_worker(control_, [arg, pause](WorkerControl& wc) { wc.set_paused(arg, pause); });
+    for_each_worker(control_, [arg, pause](WorkerControl& wc) {
+      wc.set_paused(arg, pause);
+      if (!pause && arg.empty()) {
+        wc.set_suspended(false);  // RESUME also ends a SUSPEND
+      }
+    });
     send_command_complete(pause ? "PAUSE" : "RESUME");
   } else if (verb == "kill") {
     if (!check_database(arg)) {
@@ -188,6 +198,33 @@ void AdminSession::show_advice(const std::string& what) {
         }
         busy_ = false;
         run_next();
+      });
+}
+
+void AdminSession::wait_until_flushed() {
+  gather_each<std::size_t>(
+      control_, host_.loop(), alive_, [](WorkerControl& w) { return w.unflushed_bytes(); },
+      [this](std::vector<std::size_t> queued) {
+        std::size_t total = 0;
+        for (const std::size_t n : queued) {
+          total += n;
+        }
+        if (total == 0 || net::now_ms(host_.loop()) >= flush_deadline_ms_) {
+          if (total == 0) {
+            send_command_complete("SUSPEND");
+          } else {
+            send_error(ss::kQueryCanceled, "SUSPEND: " + std::to_string(total) +
+                                               " bytes still unwritten after 30 s; "
+                                               "sockets stay suspended until RESUME");
+          }
+          busy_ = false;
+          run_next();
+          return;
+        }
+        if (!flush_timer_) {
+          flush_timer_ = std::make_unique<net::Timer>(host_.loop(), [this] { wait_until_flushed(); });
+        }
+        flush_timer_->start(std::chrono::milliseconds(10));
       });
 }
 

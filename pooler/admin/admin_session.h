@@ -12,6 +12,7 @@
 #include "pooler/admin/control.h"
 #include "pooler/admin/show.h"
 #include "pooler/client/client_session.h"
+#include "pooler/net/timer.h"
 
 namespace pooler::admin {
 
@@ -31,6 +32,8 @@ class AdminSession final : public client::AdminHandler {
   // Runs a per-database command on every worker; false (error sent) if `db` is unknown.
   bool check_database(const std::string& db);
   void show_advice(const std::string& what);
+  // SUSPEND: answers once every worker has written out what it had queued.
+  void wait_until_flushed();
 
   client::ClientSession& session_;
   client::SessionHost& host_;
@@ -38,6 +41,8 @@ class AdminSession final : public client::AdminHandler {
   std::deque<std::string> queued_;  // queries that arrived while one was in progress
   bool busy_ = false;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // for answers that outlive us
+  std::unique_ptr<net::Timer> flush_timer_;
+  std::uint64_t flush_deadline_ms_ = 0;
 };
 
 // The wire encoding of a result set: RowDescription, then one DataRow per row (all text).

@@ -83,6 +83,10 @@ class WorkerControl {
   // `database` "" = every database.
   virtual void set_paused(std::string_view database, bool paused) = 0;
   virtual void kill(std::string_view database) = 0;       // closes its clients and backends
+  // SUSPEND / RESUME: every client and backend stops (starts again) being read; the
+  // bytes still queued for writing, summed (SUSPEND answers once they are all written).
+  virtual void set_suspended(bool suspended) = 0;
+  virtual std::size_t unflushed_bytes() = 0;
   // Per-shape statistics, wall-clock times (SHOW QUERIES); empty when query_stats is off.
   virtual std::vector<advice::ShapeRow> shapes() = 0;
   virtual void reconnect(std::string_view database) = 0;  // closes idle backends

@@ -638,6 +638,21 @@ void Worker::set_paused(std::string_view database, bool paused) {
   }
 }
 
+void Worker::set_suspended(bool suspended) {
+  suspended_ = suspended;
+  for (auto* s : clients_.snapshot()) {
+    s->set_suspended(suspended);
+  }
+}
+
+std::size_t Worker::unflushed_bytes() {
+  std::size_t n = 0;
+  for (const auto* s : clients_.snapshot()) {
+    n += s->unflushed_bytes();
+  }
+  return n;
+}
+
 void Worker::kill(std::string_view database) {
   for (auto* s : clients_.snapshot()) {
     if (clients_.get(s->slot()) == s && !s->is_admin() &&

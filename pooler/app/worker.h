@@ -58,6 +58,9 @@ class Worker final : public client::SessionHost,
   admin::WorkerSnapshot snapshot() override;
   void set_paused(std::string_view database, bool paused) override;
   void kill(std::string_view database) override;
+  void set_suspended(bool suspended) override;
+  std::size_t unflushed_bytes() override;
+  bool suspended() const override { return suspended_; }
   void reconnect(std::string_view database) override;
 
   // SessionHost
@@ -149,6 +152,7 @@ class Worker final : public client::SessionHost,
   std::uint64_t next_client_id_ = 1;
   std::set<std::string, std::less<>> paused_;  // databases paused by the admin console
   bool paused_all_ = false;
+  bool suspended_ = false;  // SUSPEND from the admin console
   std::unique_ptr<http::HttpServer> http_;
   bool draining_ = false;             // SIGTERM: listeners closed, new connections refused
   bool close_at_boundaries_ = false;  // later in the drain: clients leave as a transaction ends

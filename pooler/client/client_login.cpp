@@ -283,7 +283,11 @@ void ClientSession::on_server_params_ready() {
   send_login_params();
   transition(ClientState::Idle);
   SPDLOG_DEBUG("client {} {}: logged in as {} to {}", id_, peer(), user(), database());
-  stream_.resume_reading();
+  if (host_.suspended()) {
+    set_suspended(true);  // logged in during SUSPEND: its queries wait for RESUME
+    return;
+  }
+  resume_client_reading();
   process_buffered();
 }
 

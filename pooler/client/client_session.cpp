@@ -270,7 +270,7 @@ void ClientSession::on_backend_leased(backend::BackendConn& backend) {
     return;
   }
   link(backend);
-  stream_.resume_reading();
+  resume_client_reading();
   process_buffered();
 }
 
@@ -303,7 +303,7 @@ void ClientSession::on_throttle_end(bool granted) {
                              std::string(ss::kConfigurationLimitExceeded)});
     return;
   }
-  stream_.resume_reading();
+  resume_client_reading();
   process_buffered();
 }
 
@@ -326,7 +326,7 @@ void ClientSession::fail_first_request(const Error& error) {
   } else {
     skip_until_sync_ = true;
   }
-  stream_.resume_reading();
+  resume_client_reading();
   process_buffered();
 }
 
@@ -466,12 +466,40 @@ bool ClientSession::on_read_only_violation() {
 }
 
 void ClientSession::on_write_drained() {
+  if (backend_ != nullptr && !host_.suspended()) {
+    backend_->resume_reading();
+  }
+}
+
+void ClientSession::on_backend_writable() { resume_client_reading(); }
+
+// Reading resumes unless the admin console suspended all traffic (SUSPEND).
+void ClientSession::resume_client_reading() {
+  if (!host_.suspended() || is_admin()) {
+    stream_.resume_reading();
+  }
+}
+
+void ClientSession::set_suspended(bool suspended) {
+  if (is_admin()) {
+    return;
+  }
+  if (suspended) {
+    stream_.pause_reading();
+    if (backend_ != nullptr) {
+      backend_->pause_reading();
+    }
+    return;
+  }
+  stream_.resume_reading();
   if (backend_ != nullptr) {
     backend_->resume_reading();
   }
 }
 
-void ClientSession::on_backend_writable() { stream_.resume_reading(); }
+std::size_t ClientSession::unflushed_bytes() const {
+  return stream_.queued_bytes() + (backend_ != nullptr ? backend_->queued_bytes() : 0);
+}
 
 void ClientSession::on_backend_command_complete(std::string_view tag) {
   if (tracking_effects()) {

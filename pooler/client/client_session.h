@@ -79,6 +79,10 @@ class ClientSession final : public net::Deletable,
   void on_user_looked_up(std::shared_ptr<const config::UserConfig> user);
   // max_user_query_rate: the throttled request may go on (`granted`), or it waited too long.
   void on_throttle_end(bool granted);
+  // SUSPEND/RESUME: stop (or start again) reading from the client and its backend.
+  void set_suspended(bool suspended);
+  // Bytes still to be written to the client and to its backend (SUSPEND waits for 0).
+  std::size_t unflushed_bytes() const;
   // Ends the session with a FATAL error (shutdown, admin KILL, timeouts).
   void close_with_error(std::string_view sqlstate, const std::string& message);
 
@@ -172,6 +176,7 @@ class ClientSession final : public net::Deletable,
   std::uint32_t shape_slot(const parser::Analysis& analysis, std::uint64_t& key);
   advice::Sample make_sample(const advice::ShapeRow& row, std::string_view sql);
 
+  void resume_client_reading();
   void send_error(std::string_view severity, std::string_view sqlstate, const std::string& message);
   void write(std::span<const std::byte> bytes);
   void begin_close(std::string reason);

@@ -164,6 +164,8 @@ class SessionHost {
   // One shared object per distinct startup settings (bounded); `s` must be complete.
   virtual std::shared_ptr<const SessionSettings> intern_settings(SessionSettings s) = 0;
   virtual bool draining() const = 0;
+  // SUSPEND from the admin console: no session resumes reading until RESUME.
+  virtual bool suspended() const = 0;
 
   // Limits (app/admission.h, app/query_throttle.h).
   // A login as `user`; false when max_user_client_connections is reached. `counted` says

@@ -240,8 +240,7 @@ TEST_F(AdminTest, ShowCommandsHaveDocumentedColumns) {
   const auto config = exec(a, "SHOW CONFIG");
   EXPECT_EQ(rows_where(config, "key", "admin_users").at(0)[1], "app") << config;
   EXPECT_FALSE(exec(a, "SHOW NONSENSE").ok());
-  const auto suspend = exec(a, "SUSPEND");
-  EXPECT_NE(suspend.error.find("SUSPEND is not supported"), std::string::npos) << suspend;
+  EXPECT_FALSE(exec(a, "SUSPEND now").ok()) << "SUSPEND takes no argument";
   EXPECT_TRUE(exec(a, "RELOAD").ok());
   EXPECT_TRUE(exec(a, "RECONNECT app").ok());
   EXPECT_FALSE(exec(a, "PAUSE nosuchdb").ok());
@@ -327,6 +326,32 @@ TEST_F(AdminTest, PauseHoldsQueriesUntilResume) {
   ASSERT_TRUE(exec(a, "pause app;").ok());
   EXPECT_TRUE(exec(other, "SELECT 1").ok());
   ASSERT_TRUE(exec(a, "resume app;").ok());
+  EXPECT_TRUE(exec(c, "SELECT 1").ok());
+}
+
+// SUSPEND stops all traffic once what was queued is written; the admin console keeps
+// working; RESUME lets the held queries run, also those of a client that logged in meanwhile.
+TEST_F(AdminTest, SuspendHoldsTrafficUntilResume) {
+  ASSERT_TRUE(start());
+  auto c = connect_to("app");
+  auto a = admin();
+  ASSERT_TRUE(c && a);
+  ASSERT_TRUE(exec(c, "SELECT 1").ok());
+  const auto suspended = exec(a, "SUSPEND");
+  ASSERT_TRUE(suspended.ok()) << suspended;
+  ASSERT_EQ(PQsendQuery(c.get(), "SELECT 42"), 1);
+  EXPECT_FALSE(finish(c.get(), 500ms).has_value()) << "a query ran while suspended";
+  auto late = connect_to("app");  // logs in, then waits like the others
+  ASSERT_TRUE(late);
+  ASSERT_EQ(PQsendQuery(late.get(), "SELECT 43"), 1);
+  EXPECT_FALSE(finish(late.get(), 300ms).has_value());
+  EXPECT_TRUE(exec(a, "SHOW POOLS").ok()) << "the admin console is not suspended";
+  ASSERT_TRUE(exec(a, "RESUME").ok());
+  for (PGconn* conn : {c.get(), late.get()}) {
+    const auto done = finish(conn, 5s);
+    ASSERT_TRUE(done.has_value()) << "still held after RESUME";
+    EXPECT_EQ(done->status, PGRES_TUPLES_OK) << done->error;
+  }
   EXPECT_TRUE(exec(c, "SELECT 1").ok());
 }
 
