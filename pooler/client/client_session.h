@@ -92,6 +92,7 @@ class ClientSession final : public net::Deletable,
   void on_eof() override;
   void on_error(const Error& error) override;
   void on_write_drained() override;
+  void on_tls_ready() override;
   // backend::BackendListener
   void on_backend_writable() override;
   bool on_plan_changed() override;
@@ -125,7 +126,11 @@ class ClientSession final : public net::Deletable,
   std::size_t answer_prepare_without_backend(std::span<const std::byte> in);
 
   // Startup and authentication.
-  Result<void> handle_startup(const wire::Frame& frame);
+  // `trailing`: bytes the client sent after this packet (none may follow an SSLRequest).
+  Result<void> handle_startup(const wire::Frame& frame, std::size_t trailing);
+  Result<void> answer_ssl_request(std::size_t trailing);
+  void start_direct_tls(std::span<const std::byte> client_hello);
+  Result<void> check_client_tls(const config::Config& cfg);
   Result<void> start_auth();
   Result<config::AuthMethod> auth_method() const;
   Result<void> handle_auth(const wire::Frame& frame);
@@ -232,6 +237,7 @@ class ClientSession final : public net::Deletable,
   config::PoolMode mode_ = config::PoolMode::Transaction;
   std::uint8_t pins_ = 0;
   std::uint8_t pending_unpins_ = 0;
+  bool direct_tls_ = false;          // TLS from the first byte (PostgreSQL 17), not after SSLRequest
   bool skip_until_sync_ = false;     // no backend: answer Sync with ReadyForQuery only
   bool discard_until_sync_ = false;  // linked: pgmux answered an error; drop until Sync
   bool settings_failed_ = false;
