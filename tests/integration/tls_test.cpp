@@ -1,0 +1,458 @@
+// TLS through pgmux (issue 7): libpq clients with sslmode=require / verify-full against
+// pgmux, client certificates, plaintext refused where TLS is required, a reload that
+// swaps the certificate, and pgmux to PostgreSQL over TLS (the fixture's primary switched
+// to ssl=on). Certificates come from a throwaway CA made with the openssl command.
+
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "tests/integration/pg_client.h"
+#include "tests/integration/pgmux_process.h"
+#include "tests/integration/postgres_environment.h"
+
+namespace pooler::integration {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A CA, a server certificate for localhost / 127.0.0.1, a client certificate with CN=app,
+// and a second CA that signed nothing here. Made once per test binary.
+class Certificates {
+ public:
+  static const Certificates& get() {
+    static Certificates certs;
+    return certs;
+  }
+  std::string path(std::string_view name) const { return dir_ + "/" + std::string(name); }
+  const std::string& error() const { return error_; }
+
+ private:
+  Certificates() {
+    char templ[] = "/tmp/pgmux-tls-XXXXXX";
+    dir_ = ::mkdtemp(templ);
+    std::ofstream(path("server.ext")) << "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                                      << "extendedKeyUsage=serverAuth\n";
+    std::ofstream(path("client.ext")) << "extendedKeyUsage=clientAuth\n";
+    make_ca("ca");
+    make_ca("other_ca");
+    make_cert("server", "localhost", "ca", "server.ext");
+    make_cert("server2", "localhost-reloaded", "ca", "server.ext");
+    make_cert("client", "app", "ca", "client.ext");
+    make_cert("client_other", "other", "ca", "client.ext");
+  }
+  ~Certificates() {
+    std::error_code ignored;
+    fs::remove_all(dir_, ignored);
+  }
+
+  void run(const std::vector<std::string>& argv) {
+    auto result = run_command(argv);
+    if (!result.ok() && error_.empty()) {
+      error_ = argv[0] + " " + argv[1] + ": " + result.output;
+    }
+  }
+  void make_ca(const std::string& name) {
+    run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", path(name + ".key"), "-out", path(name + ".crt"), "-days", "2",
+         "-subj", "/CN=pgmux test " + name});
+  }
+  void make_cert(const std::string& name, const std::string& cn, const std::string& ca,
+                 const std::string& ext) {
+    run({"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", path(name + ".key"), "-out", path(name + ".csr"), "-subj", "/CN=" + cn});
+    run({"openssl", "x509", "-req", "-in", path(name + ".csr"), "-CA", path(ca + ".crt"),
+         "-CAkey", path(ca + ".key"), "-CAcreateserial", "-out", path(name + ".crt"), "-days", "2",
+         "-extfile", path(ext)});
+    ::chmod(path(name + ".key").c_str(), 0600);
+  }
+
+  std::string dir_;
+  std::string error_;
+};
+
+// The common name of the certificate the server presented to `conn`.
+std::string peer_common_name(PGconn* conn) {
+  auto* ssl = static_cast<SSL*>(PQsslStruct(conn, "OpenSSL"));
+  if (ssl == nullptr) {
+    return "(no TLS)";
+  }
+  X509* cert = SSL_get0_peer_certificate(ssl);
+  if (cert == nullptr) {
+    return "(no certificate)";
+  }
+  char cn[256] = {};
+  X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
+  return cn;
+}
+
+class TlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!PgmuxProcess::binary_exists()) {
+      GTEST_SKIP() << "pgmux binary " << PgmuxProcess::binary_path() << " not built";
+    }
+    ASSERT_EQ(certs().error(), "");
+  }
+
+  static const Certificates& certs() { return Certificates::get(); }
+
+  // [pgmux] lines for client TLS in `mode` with the test's server certificate.
+  static std::string client_tls(std::string_view mode, std::string_view cert = "server") {
+    const auto& c = certs();
+    return "client_tls_sslmode = \"" + std::string(mode) + "\"\n" +
+           "client_tls_cert_file = \"" + c.path(std::string(cert) + ".crt") + "\"\n" +
+           "client_tls_key_file = \"" + c.path(std::string(cert) + ".key") + "\"\n" +
+           "client_tls_ca_file = \"" + c.path("ca.crt") + "\"\n";
+  }
+
+  void start(const std::string& pgmux_extra, const std::string& database_extra = "") {
+    PgmuxConfigOptions options;
+    options.log_level = "info";
+    options.pgmux_extra = pgmux_extra;
+    options.database_extra = database_extra;
+    ASSERT_TRUE(pgmux_.start(PgmuxProcess::typical_config(options)));
+  }
+
+  // A libpq client of pgmux with extra conninfo keywords (they override the defaults).
+  ConnectResult client(const std::string& extra, std::string_view user = "app",
+                       std::string_view password = "secret") {
+    return connect(pgmux_.conninfo(user, password, "app") + " " + extra);
+  }
+
+  std::string verify_full(std::string_view ca = "ca.crt", std::string_view host = "127.0.0.1") {
+    return "sslmode=verify-full sslrootcert=" + certs().path(ca) + " host=" + std::string(host);
+  }
+
+  PgmuxProcess pgmux_;
+};
+
+// sslmode=require: the session is encrypted and simple queries, the extended protocol
+// and a result far larger than one TLS record or one socket read all come through whole.
+TEST_F(TlsTest, RequireCarriesQueriesExtendedProtocolAndLargeResults) {
+  ASSERT_NO_FATAL_FAILURE(start(client_tls("require")));
+  auto c = client("sslmode=require");
+  ASSERT_TRUE(c) << c.error << pgmux_.log_tail();
+  EXPECT_EQ(PQsslInUse(c.conn.get()), 1);
+  EXPECT_EQ(query_value(c.conn, "SELECT 1 + 1"), "2");
+
+  auto params = exec_params(c.conn.get(), "SELECT $1::int * 3, upper($2)", {"14", "tls"});
+  ASSERT_TRUE(params.ok()) << params;
+  EXPECT_EQ(params.rows.at(0).at(0), "42");
+  EXPECT_EQ(params.rows.at(0).at(1), "TLS");
+
+  // About 3 MB: 3000 rows of 1000 characters, each row distinct.
+  auto big = exec(c.conn, "SELECT i, repeat(chr(65 + i % 26), 1000) FROM generate_series(1, 3000) i");
+  ASSERT_TRUE(big.ok()) << big;
+  ASSERT_EQ(big.rows.size(), 3000u);
+  for (std::size_t i = 0; i < big.rows.size(); ++i) {
+    const int n = static_cast<int>(i) + 1;
+    ASSERT_EQ(big.rows[i][0], std::to_string(n));
+    ASSERT_EQ(big.rows[i][1], std::string(1000, static_cast<char>('A' + n % 26))) << "row " << n;
+  }
+
+  // A large message from the client too (a 2 MB parameter), echoed back.
+  const std::string blob(2 * 1024 * 1024, 'z');
+  auto echo = exec_params(c.conn.get(), "SELECT length($1), md5($1) = md5(repeat('z', 2097152))",
+                          {blob});
+  ASSERT_TRUE(echo.ok()) << echo;
+  EXPECT_EQ(echo.rows.at(0).at(0), "2097152");
+  EXPECT_EQ(echo.rows.at(0).at(1), "t");
+
+  // Transactions keep working across leases on the same TLS client.
+  EXPECT_TRUE(exec(c.conn, "BEGIN; CREATE TEMP TABLE IF NOT EXISTS t (x int); ROLLBACK").ok());
+  EXPECT_EQ(query_value(c.conn, "SELECT 'still here'"), "still here");
+}
+
+// verify-full against the right CA and host name works; against another CA it fails
+// with libpq's certificate error.
+TEST_F(TlsTest, VerifyFullChecksCaAndHostName) {
+  ASSERT_NO_FATAL_FAILURE(start(client_tls("require")));
+  auto ip = client(verify_full());
+  ASSERT_TRUE(ip) << ip.error;
+  EXPECT_EQ(query_value(ip.conn, "SELECT 'by ip'"), "by ip");
+  auto name = client(verify_full("ca.crt", "localhost"));
+  ASSERT_TRUE(name) << name.error;
+  EXPECT_EQ(query_value(name.conn, "SELECT 'by name'"), "by name");
+
+  auto wrong = client(verify_full("other_ca.crt"));
+  ASSERT_FALSE(wrong);
+  EXPECT_NE(wrong.error.find("certificate verify failed"), std::string::npos) << wrong.error;
+}
+
+// With client_tls_sslmode = require a plaintext startup gets FATAL 28000 "SSL required".
+TEST_F(TlsTest, RequireRefusesPlaintext) {
+  ASSERT_NO_FATAL_FAILURE(start(client_tls("require")));
+  auto plain = client("sslmode=disable");
+  ASSERT_FALSE(plain);
+  EXPECT_NE(plain.error.find("SSL required"), std::string::npos) << plain.error;
+  // The refusal did not hurt anyone else.
+  auto tls = client("sslmode=require");
+  ASSERT_TRUE(tls) << tls.error;
+  EXPECT_EQ(query_value(tls.conn, "SELECT 1"), "1");
+}
+
+// prefer: TLS when asked, plaintext otherwise. disable (the default): SSLRequest is
+// answered 'N', so sslmode=require clients fail and prefer clients use plaintext.
+TEST_F(TlsTest, PreferAllowsBothAndDisableAnswersNo) {
+  ASSERT_NO_FATAL_FAILURE(start(client_tls("prefer")));
+  auto tls = client("sslmode=prefer");
+  ASSERT_TRUE(tls) << tls.error;
+  EXPECT_EQ(PQsslInUse(tls.conn.get()), 1);
+  auto plain = client("sslmode=disable");
+  ASSERT_TRUE(plain) << plain.error;
+  EXPECT_EQ(PQsslInUse(plain.conn.get()), 0);
+  EXPECT_EQ(query_value(plain.conn, "SELECT 2"), "2");
+  pgmux_.stop();
+
+  PgmuxProcess off;
+  PgmuxConfigOptions options;
+  options.log_level = "info";
+  ASSERT_TRUE(off.start(PgmuxProcess::typical_config(options)));
+  auto refused = connect(off.conninfo() + " sslmode=require");
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error.find("does not support SSL"), std::string::npos) << refused.error;
+  auto fallback = connect(off.conninfo() + " sslmode=prefer");
+  ASSERT_TRUE(fallback) << fallback.error;
+  EXPECT_EQ(PQsslInUse(fallback.conn.get()), 0);
+}
+
+// A database may require TLS while [pgmux] only prefers it.
+TEST_F(TlsTest, DatabaseOverridesClientMode) {
+  ASSERT_NO_FATAL_FAILURE(start(client_tls("prefer"), "client_tls_sslmode = \"require\""));
+  auto plain = client("sslmode=disable");
+  ASSERT_FALSE(plain);
+  EXPECT_NE(plain.error.find("SSL required"), std::string::npos) << plain.error;
+  auto tls = client("sslmode=require");
+  ASSERT_TRUE(tls) << tls.error;
+}
+
+// verify-full toward clients: a certificate signed by client_tls_ca_file whose CN is the
+// user name gets in; no certificate, or another user's, does not.
+TEST_F(TlsTest, ClientCertificateVerifyFull) {
+  ASSERT_NO_FATAL_FAILURE(start(client_tls("verify-full")));
+  const std::string own = "sslmode=require sslcert=" + certs().path("client.crt") +
+                          " sslkey=" + certs().path("client.key");
+  auto ok = client(own);
+  ASSERT_TRUE(ok) << ok.error << pgmux_.log_tail();
+  EXPECT_EQ(query_value(ok.conn, "SELECT current_user"), "app");
+
+  // libpq sends no certificate when the files do not exist.
+  auto none = client("sslmode=require sslcert=/nonexistent.crt sslkey=/nonexistent.key");
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error.find("certificate"), std::string::npos) << none.error;
+
+  const std::string others = "sslmode=require sslcert=" + certs().path("client_other.crt") +
+                             " sslkey=" + certs().path("client_other.key");
+  auto wrong_user = client(others);
+  ASSERT_FALSE(wrong_user);
+  EXPECT_NE(wrong_user.error.find("certificate authentication failed"), std::string::npos)
+      << wrong_user.error;
+}
+
+// SIGHUP with a new certificate: new clients see it, a client connected before keeps
+// its session and its queries work.
+TEST_F(TlsTest, ReloadSwapsCertificateWithoutDroppingClients) {
+  PgmuxConfigOptions options;
+  options.log_level = "info";
+  options.pgmux_extra = client_tls("require");
+  ASSERT_TRUE(pgmux_.start(PgmuxProcess::typical_config(options)));
+  auto before = client("sslmode=require");
+  ASSERT_TRUE(before) << before.error;
+  EXPECT_EQ(peer_common_name(before.conn.get()), "localhost");
+
+  options.pgmux_extra = client_tls("require", "server2");
+  pgmux_.rewrite_config(PgmuxProcess::typical_config(options));
+  ASSERT_TRUE(pgmux_.signal(SIGHUP));
+  std::string seen;
+  for (int i = 0; i < 100 && seen != "localhost-reloaded"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto after = client("sslmode=require");
+    ASSERT_TRUE(after) << after.error;
+    seen = peer_common_name(after.conn.get());
+  }
+  EXPECT_EQ(seen, "localhost-reloaded") << pgmux_.log_tail();
+  EXPECT_EQ(query_value(before.conn, "SELECT 'old session'"), "old session");
+  EXPECT_EQ(peer_common_name(before.conn.get()), "localhost");
+
+  // A broken certificate file on reload keeps the running configuration.
+  options.pgmux_extra = client_tls("require", "missing");
+  pgmux_.rewrite_config(PgmuxProcess::typical_config(options));
+  ASSERT_TRUE(pgmux_.signal(SIGHUP));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto still = client("sslmode=require");
+  ASSERT_TRUE(still) << still.error;
+  EXPECT_EQ(peer_common_name(still.conn.get()), "localhost-reloaded");
+  EXPECT_NE(pgmux_.log_text().find("keeping the running configuration"), std::string::npos);
+}
+
+// A certificate file that cannot be read stops pgmux at startup with exit status 2.
+TEST_F(TlsTest, BadCertificateIsAConfigurationError) {
+  PgmuxConfigOptions options;
+  options.pgmux_extra = client_tls("require", "missing");
+  PgmuxProcess bad;
+  EXPECT_FALSE(bad.start(PgmuxProcess::typical_config(options)));
+  EXPECT_EQ(bad.stop(), 2);
+  EXPECT_NE(bad.log_text().find("cannot load certificate"), std::string::npos) << bad.log_text();
+}
+
+// ---- pgmux to PostgreSQL over TLS ----------------------------------------------------
+
+// Turns ssl on in the fixture's primary with the test's server certificate (copied into
+// the cluster directory, owned by the server's user as PostgreSQL demands), or off again.
+::testing::AssertionResult set_server_ssl(bool on) {
+  auto& pg = PostgresEnvironment::instance();
+  const auto& c = Certificates::get();
+  struct stat owner {};
+  if (::stat(pg.cluster_dir().c_str(), &owner) != 0) {
+    return ::testing::AssertionFailure() << "cannot stat " << pg.cluster_dir();
+  }
+  const std::string cert = pg.cluster_dir() + "/tls_server.crt";
+  const std::string key = pg.cluster_dir() + "/tls_server.key";
+  fs::copy_file(c.path("server.crt"), cert, fs::copy_options::overwrite_existing);
+  fs::copy_file(c.path("server.key"), key, fs::copy_options::overwrite_existing);
+  for (const auto& f : {cert, key}) {
+    if (::chown(f.c_str(), owner.st_uid, owner.st_gid) != 0 || ::chmod(f.c_str(), 0600) != 0) {
+      return ::testing::AssertionFailure() << "cannot hand " << f << " to the server's user";
+    }
+  }
+  auto su = connect(pg.superuser_conninfo(Node::Primary));
+  if (!su) {
+    return ::testing::AssertionFailure() << su.error;
+  }
+  for (const std::string& sql :
+       {"ALTER SYSTEM SET ssl_cert_file = '" + cert + "'",
+        "ALTER SYSTEM SET ssl_key_file = '" + key + "'",
+        std::string("ALTER SYSTEM SET ssl = ") + (on ? "on" : "off"), std::string("SELECT pg_reload_conf()")}) {
+    if (auto r = exec(su.conn, sql); !r.ok()) {
+      return ::testing::AssertionFailure() << sql << ": " << r;
+    }
+  }
+  // The reload is asynchronous: wait until a new TCP session sees the setting.
+  for (int i = 0; i < 100; ++i) {
+    auto probe = connect(pg.tcp_conninfo(Node::Primary, "app", "secret", "app") +
+                         " sslmode=" + (on ? "require" : "disable"));
+    if (probe && query_value(probe.conn, "SHOW ssl") == (on ? "on" : "off")) {
+      return ::testing::AssertionSuccess();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return ::testing::AssertionFailure() << "ssl did not become " << on << "\n"
+                                       << pg.log_tail(Node::Primary);
+}
+
+class ServerTlsTest : public TlsTest {
+ protected:
+  void SetUp() override {
+    TlsTest::SetUp();
+    if (IsSkipped()) {
+      return;
+    }
+    ASSERT_TRUE(set_server_ssl(true));
+  }
+  void TearDown() override { EXPECT_TRUE(set_server_ssl(false)); }
+
+  static std::string server_tls(std::string_view mode, std::string_view ca = "ca.crt") {
+    return "server_tls_sslmode = \"" + std::string(mode) + "\"\nserver_tls_ca_file = \"" +
+           certs().path(ca) + "\"\n";
+  }
+  std::optional<std::string> backend_ssl(PGconn* conn) {
+    return query_value(conn, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
+  }
+};
+
+// verify-full: the backend connection is encrypted (as PostgreSQL itself reports), and
+// plaintext clients of pgmux still work through it. disable keeps it in plaintext.
+TEST_F(ServerTlsTest, BackendConnectionIsEncrypted) {
+  ASSERT_NO_FATAL_FAILURE(start(server_tls("verify-full")));
+  auto c = client("sslmode=disable");
+  ASSERT_TRUE(c) << c.error << pgmux_.log_tail();
+  EXPECT_EQ(backend_ssl(c.conn.get()), "t");
+  auto big = exec(c.conn, "SELECT repeat('x', 1000) FROM generate_series(1, 2000)");
+  ASSERT_TRUE(big.ok()) << big;
+  EXPECT_EQ(big.rows.size(), 2000u);
+  auto params = exec_params(c.conn.get(), "SELECT $1::text || '!'", {"over tls"});
+  ASSERT_TRUE(params.ok()) << params;
+  EXPECT_EQ(params.first(), "over tls!");
+  pgmux_.stop();
+
+  PgmuxProcess plain;
+  PgmuxConfigOptions options;
+  options.log_level = "info";
+  options.pgmux_extra = "server_tls_sslmode = \"disable\"";
+  ASSERT_TRUE(plain.start(PgmuxProcess::typical_config(options)));
+  auto p = connect(plain.conninfo());
+  ASSERT_TRUE(p) << p.error;
+  EXPECT_EQ(backend_ssl(p.conn.get()), "f");
+}
+
+// TLS on both sides at once, per database: one database's backends use TLS, the other's not.
+TEST_F(ServerTlsTest, BothSidesAndPerDatabase) {
+  PgmuxConfigOptions options;
+  options.log_level = "info";
+  options.pgmux_extra = client_tls("require") + server_tls("require");
+  options.extra =
+      "[databases.plainapp]\ndbname = \"app\"\nprimary = \"127.0.0.1:@PRIMARY_PORT@\"\n"
+      "server_tls_sslmode = \"disable\"\n";
+  ASSERT_TRUE(pgmux_.start(PgmuxProcess::typical_config(options)));
+  auto c = client(verify_full());
+  ASSERT_TRUE(c) << c.error << pgmux_.log_tail();
+  EXPECT_EQ(backend_ssl(c.conn.get()), "t");
+  auto p = connect(pgmux_.conninfo("app", "secret", "plainapp") + " sslmode=require");
+  ASSERT_TRUE(p) << p.error << pgmux_.log_tail();
+  EXPECT_EQ(backend_ssl(p.conn.get()), "f");
+}
+
+// verify-ca with a CA that did not sign the server's certificate: no backend, and the
+// client hears why instead of hanging.
+TEST_F(ServerTlsTest, WrongServerCaFailsClearly) {
+  ASSERT_NO_FATAL_FAILURE(start(server_tls("verify-ca", "other_ca.crt") +
+                                "server_connect_timeout = 2\nquery_wait_timeout = 3\n"));
+  auto c = client("sslmode=disable");
+  if (c) {
+    auto r = exec(c.conn, "SELECT 1");
+    EXPECT_FALSE(r.ok());
+    EXPECT_NE(r.error.find("certificate verify failed"), std::string::npos) << r.error;
+  } else {
+    EXPECT_NE(c.error.find("certificate verify failed"), std::string::npos) << c.error;
+  }
+  EXPECT_NE(pgmux_.log_text().find("certificate verify failed"), std::string::npos)
+      << pgmux_.log_tail();
+}
+
+// require toward a server with ssl off fails; prefer falls back to plaintext.
+TEST_F(ServerTlsTest, RequireFailsWhenServerHasNoSsl) {
+  ASSERT_TRUE(set_server_ssl(false));
+  ASSERT_NO_FATAL_FAILURE(start("server_tls_sslmode = \"require\"\nquery_wait_timeout = 3\n",
+                                "server_connect_timeout = 2"));
+  auto c = client("sslmode=disable");
+  if (c) {
+    EXPECT_FALSE(exec(c.conn, "SELECT 1").ok());
+  }
+  EXPECT_NE(pgmux_.log_text().find("does not support SSL"), std::string::npos)
+      << pgmux_.log_tail();
+  pgmux_.stop();
+
+  PgmuxProcess prefer;
+  PgmuxConfigOptions options;
+  options.log_level = "info";
+  options.pgmux_extra = "server_tls_sslmode = \"prefer\"";
+  ASSERT_TRUE(prefer.start(PgmuxProcess::typical_config(options)));
+  auto p = connect(prefer.conninfo());
+  ASSERT_TRUE(p) << p.error;
+  EXPECT_EQ(backend_ssl(p.conn.get()), "f");
+}
+
+}  // namespace
+}  // namespace pooler::integration
