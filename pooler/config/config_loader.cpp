@@ -591,7 +591,7 @@ void check_tls(TableReader& in, const TlsConfig& tls, const TlsConfig& general, 
                                                            : "server_tls_key_file"),
                "'server_tls_cert_file' and 'server_tls_key_file' go together");
   }
-  if (in.has("client_tls_cert_file") != in.has("client_tls_key_file")) {
+  if (&tls == &general && in.has("client_tls_cert_file") != in.has("client_tls_key_file")) {
     diag.error(in.source_of(in.has("client_tls_cert_file") ? "client_tls_cert_file"
                                                            : "client_tls_key_file"),
                "'client_tls_cert_file' and 'client_tls_key_file' go together");
