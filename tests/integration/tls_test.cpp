@@ -7,7 +7,11 @@
 #include <libpq-fe.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -305,6 +309,141 @@ TEST_F(TlsTest, BadCertificateIsAConfigurationError) {
   EXPECT_FALSE(bad.start(PgmuxProcess::typical_config(options)));
   EXPECT_EQ(bad.stop(), 2);
   EXPECT_NE(bad.log_text().find("cannot load certificate"), std::string::npos) << bad.log_text();
+}
+
+// ---- Raw TLS clients: what libpq 15 cannot send ------------------------------------
+
+std::string be32(std::uint32_t v) {
+  const std::uint32_t n = htonl(v);
+  return std::string(reinterpret_cast<const char*>(&n), 4);
+}
+
+std::string startup_packet() {
+  const std::string params = std::string("user\0app\0database\0app\0\0", 23);
+  return be32(static_cast<std::uint32_t>(8 + params.size())) + be32(196608) + params;
+}
+
+const std::string kSslRequest = be32(8) + be32(80877103);
+
+// A blocking TCP socket to 127.0.0.1:port with a 5 s receive timeout; -1 on failure.
+int tcp_connect(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval timeout{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Reads until the peer closes or the timeout: everything it said.
+std::string read_to_end(int fd, SSL* ssl = nullptr) {
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    const long n = ssl != nullptr ? SSL_read(ssl, buf, sizeof buf) : ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) {
+      return out;
+    }
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+// An OpenSSL client on a raw socket; `alpn` in wire format ("" for none).
+struct RawTls {
+  int fd = -1;
+  SSL_CTX* ctx = nullptr;
+  SSL* ssl = nullptr;
+  RawTls(int socket, const std::string& alpn) : fd(socket) {
+    ctx = SSL_CTX_new(TLS_client_method());
+    if (!alpn.empty()) {
+      SSL_CTX_set_alpn_protos(ctx, reinterpret_cast<const unsigned char*>(alpn.data()),
+                              static_cast<unsigned>(alpn.size()));
+    }
+    ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+  }
+  ~RawTls() {
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    ::close(fd);
+  }
+  bool handshake() { return SSL_connect(ssl) == 1; }
+  bool send(const std::string& bytes) {
+    return SSL_write(ssl, bytes.data(), static_cast<int>(bytes.size())) == static_cast<int>(bytes.size());
+  }
+};
+
+const std::string kAlpnPostgres = std::string("\x0apostgresql", 11);
+
+// PostgreSQL 17's direct TLS: a ClientHello first, ALPN "postgresql", then the startup
+// packet inside TLS; pgmux answers with its authentication request.
+TEST_F(TlsTest, DirectTlsWithAlpn) {
+  ASSERT_NO_FATAL_FAILURE(start(client_tls("require")));
+  RawTls tls(tcp_connect(pgmux_.port()), kAlpnPostgres);
+  ASSERT_TRUE(tls.handshake()) << pgmux_.log_tail();
+  const unsigned char* alpn = nullptr;
+  unsigned alpn_len = 0;
+  SSL_get0_alpn_selected(tls.ssl, &alpn, &alpn_len);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(alpn), alpn_len), "postgresql");
+  ASSERT_TRUE(tls.send(startup_packet()));
+  char first = 0;
+  ASSERT_EQ(SSL_read(tls.ssl, &first, 1), 1);
+  EXPECT_EQ(first, 'R');  // AuthenticationSASL
+}
+
+// Direct TLS without ALPN is refused with PostgreSQL's message, and so is another ALPN.
+TEST_F(TlsTest, DirectTlsWithoutAlpnRefused) {
+  ASSERT_NO_FATAL_FAILURE(start(client_tls("require")));
+  {
+    RawTls tls(tcp_connect(pgmux_.port()), "");
+    ASSERT_TRUE(tls.handshake());
+    const std::string said = read_to_end(tls.fd, tls.ssl);
+    ASSERT_FALSE(said.empty());
+    EXPECT_EQ(said[0], 'E');
+    EXPECT_NE(said.find("without ALPN"), std::string::npos) << said;
+  }
+  RawTls h2(tcp_connect(pgmux_.port()), std::string("\x02h2", 3));
+  EXPECT_FALSE(h2.handshake());
+}
+
+// Plaintext right behind an SSLRequest, before the 'S' could be read, is refused (it
+// could have been injected), as PostgreSQL does (CVE-2021-23214).
+TEST_F(TlsTest, PlaintextAfterSslRequestRefused) {
+  ASSERT_NO_FATAL_FAILURE(start(client_tls("prefer")));
+  const int fd = tcp_connect(pgmux_.port());
+  ASSERT_GE(fd, 0);
+  const std::string both = kSslRequest + startup_packet();
+  ASSERT_EQ(::send(fd, both.data(), both.size(), MSG_NOSIGNAL), static_cast<ssize_t>(both.size()));
+  const std::string said = read_to_end(fd);
+  ::close(fd);
+  ASSERT_FALSE(said.empty());
+  EXPECT_EQ(said[0], 'E');
+  EXPECT_NE(said.find("unencrypted data after SSL request"), std::string::npos) << said;
+  EXPECT_NE(said.find("08P01"), std::string::npos) << said;
+}
+
+// A second SSLRequest inside the TLS session is a protocol violation.
+TEST_F(TlsTest, SecondSslRequestRefused) {
+  ASSERT_NO_FATAL_FAILURE(start(client_tls("prefer")));
+  const int fd = tcp_connect(pgmux_.port());
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::send(fd, kSslRequest.data(), kSslRequest.size(), MSG_NOSIGNAL), 8);
+  char answer = 0;
+  ASSERT_EQ(::recv(fd, &answer, 1, 0), 1);
+  ASSERT_EQ(answer, 'S');
+  RawTls tls(fd, "");
+  ASSERT_TRUE(tls.handshake());
+  ASSERT_TRUE(tls.send(kSslRequest));
+  const std::string said = read_to_end(tls.fd, tls.ssl);
+  ASSERT_FALSE(said.empty());
+  EXPECT_EQ(said[0], 'E');
+  EXPECT_NE(said.find("after the TLS handshake"), std::string::npos) << said;
 }
 
 // ---- pgmux to PostgreSQL over TLS ----------------------------------------------------
