@@ -293,7 +293,9 @@ std::string_view why_not(std::string_view key) {
       {"user", "run pgmux as an unprivileged user through systemd or the container"},
   };
   if (const auto it = kWhy.find(key); it != kWhy.end()) return it->second;
-  if (key.starts_with("client_tls") || key.starts_with("server_tls")) return "TLS comes with issue 7";
+  if (key.starts_with("client_tls") || key.starts_with("server_tls")) {
+    return "same key in [pgmux], not carried over: check the file paths and modes by hand";
+  }
   return "no pgmux equivalent";
 }
 

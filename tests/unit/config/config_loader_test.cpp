@@ -216,6 +216,11 @@ TEST(ConfigLoaderTest, ExampleFileLoads) {
   EXPECT_EQ(g.stats_period, d.stats_period);
   EXPECT_EQ(g.wait_for_primary, d.wait_for_primary);
   expect_same_timeouts(g.timeouts, d.timeouts);
+  EXPECT_EQ(g.tls.client_sslmode, d.tls.client_sslmode);
+  EXPECT_EQ(g.tls.client_min_protocol, d.tls.client_min_protocol);
+  EXPECT_EQ(g.tls.client_max_protocol, d.tls.client_max_protocol);
+  EXPECT_EQ(g.tls.client_ciphers, d.tls.client_ciphers);
+  EXPECT_EQ(g.tls.server_sslmode, d.tls.server_sslmode);
 
   const DatabaseConfig& db = example->databases.at("app");
   const DatabaseConfig& dd = defaults->databases.at("app");
