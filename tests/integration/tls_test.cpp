@@ -450,7 +450,7 @@ TEST_F(TlsTest, SecondSslRequestRefused) {
 
 // Turns ssl on in the fixture's primary with the test's server certificate (copied into
 // the cluster directory, owned by the server's user as PostgreSQL demands), or off again.
-::testing::AssertionResult set_server_ssl(bool on) {
+::testing::AssertionResult set_server_ssl(bool on, Node node = Node::Primary) {
   auto& pg = PostgresEnvironment::instance();
   const auto& c = Certificates::get();
   struct stat owner {};
@@ -466,7 +466,7 @@ TEST_F(TlsTest, SecondSslRequestRefused) {
       return ::testing::AssertionFailure() << "cannot hand " << f << " to the server's user";
     }
   }
-  auto su = connect(pg.superuser_conninfo(Node::Primary));
+  auto su = connect(pg.superuser_conninfo(node));
   if (!su) {
     return ::testing::AssertionFailure() << su.error;
   }
@@ -480,7 +480,7 @@ TEST_F(TlsTest, SecondSslRequestRefused) {
   }
   // The reload is asynchronous: wait until a new TCP session sees the setting.
   for (int i = 0; i < 100; ++i) {
-    auto probe = connect(pg.tcp_conninfo(Node::Primary, "app", "secret", "app") +
+    auto probe = connect(pg.tcp_conninfo(node, "app", "secret", "app") +
                          " sslmode=" + (on ? "require" : "disable"));
     if (probe && query_value(probe.conn, "SHOW ssl") == (on ? "on" : "off")) {
       return ::testing::AssertionSuccess();
@@ -488,7 +488,7 @@ TEST_F(TlsTest, SecondSslRequestRefused) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return ::testing::AssertionFailure() << "ssl did not become " << on << "\n"
-                                       << pg.log_tail(Node::Primary);
+                                       << pg.log_tail(node);
 }
 
 class ServerTlsTest : public TlsTest {
@@ -500,7 +500,13 @@ class ServerTlsTest : public TlsTest {
     }
     ASSERT_TRUE(set_server_ssl(true));
   }
-  void TearDown() override { EXPECT_TRUE(set_server_ssl(false)); }
+  void TearDown() override {
+    EXPECT_TRUE(set_server_ssl(false));
+    if (replica_ssl_) {
+      EXPECT_TRUE(set_server_ssl(false, Node::Replica));
+    }
+  }
+  bool replica_ssl_ = false;  // set_server_ssl(true, Node::Replica) was called
 
   static std::string server_tls(std::string_view mode, std::string_view ca = "ca.crt") {
     return "server_tls_sslmode = \"" + std::string(mode) + "\"\nserver_tls_ca_file = \"" +
@@ -607,6 +613,61 @@ TEST_F(ServerTlsTest, StalledReaderKeepsMemoryFlat) {
   }
   EXPECT_EQ(rows, 100000u);
   EXPECT_EQ(query_value(c.conn, "SELECT 'after'"), "after");
+}
+
+// With replicas, the health checks follow server_tls_* too: their sessions on the
+// primary are encrypted, and reads reach the (TLS) replica.
+TEST_F(ServerTlsTest, HealthChecksUseTls) {
+  auto& pg = PostgresEnvironment::instance();
+  if (!pg.has_replica()) {
+    GTEST_SKIP() << "no replica";
+  }
+  replica_ssl_ = true;
+  ASSERT_TRUE(set_server_ssl(true, Node::Replica));
+  PgmuxConfigOptions options;
+  options.log_level = "info";
+  options.replica = true;
+  options.pgmux_extra = server_tls("verify-full");
+  options.database_extra = "health_check_period = 0.1";
+  ASSERT_TRUE(pgmux_.start(PgmuxProcess::typical_config(options)));
+  auto su = connect(pg.superuser_conninfo(Node::Primary));
+  ASSERT_TRUE(su) << su.error;
+  std::optional<std::string> health_ssl;
+  for (int i = 0; i < 100 && !health_ssl; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    health_ssl = query_value(su.conn, "SELECT bool_and(s.ssl)::text FROM pg_stat_ssl s JOIN "
+                                      "pg_stat_activity a USING (pid) WHERE a.application_name = "
+                                      "'pgmux-health'");
+  }
+  EXPECT_EQ(health_ssl, "true") << pgmux_.log_tail();
+  auto c = client("sslmode=disable");
+  ASSERT_TRUE(c) << c.error;
+  std::string where;
+  for (int i = 0; i < 100 && where != "t"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    where = query_value(c.conn, "SELECT pg_is_in_recovery()").value_or("");
+  }
+  EXPECT_EQ(where, "t") << "reads never reached the replica\n" << pgmux_.log_tail();
+  EXPECT_EQ(backend_ssl(c.conn.get()), "t");
+  c.conn.reset();
+  pgmux_.stop();
+
+  // disable: libpq's own default (prefer) would encrypt; the setting is followed instead.
+  const std::string health_sql =
+      "SELECT bool_and(s.ssl)::text FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
+      "WHERE a.application_name = 'pgmux-health'";
+  for (int i = 0; i < 100 && query_value(su.conn, health_sql); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  options.pgmux_extra = "server_tls_sslmode = \"disable\"";
+  PgmuxProcess plain;
+  ASSERT_TRUE(plain.start(PgmuxProcess::typical_config(options)));
+  std::optional<std::string> plain_ssl;
+  for (int i = 0; i < 100 && !plain_ssl; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    plain_ssl = query_value(su.conn, health_sql);
+  }
+  EXPECT_EQ(plain_ssl, "false");
 }
 
 // require toward a server with ssl off fails; prefer falls back to plaintext.
