@@ -728,7 +728,13 @@ void ClientSession::close_with_error(std::string_view sqlstate, const std::strin
 
 void ClientSession::on_eof() { begin_close("client disconnected"); }
 
-void ClientSession::on_error(const Error& error) { begin_close(error.message); }
+void ClientSession::on_error(const Error& error) {
+  if (stream_.tls() != nullptr && !stream_.tls()->handshake_done()) {
+    // A failed handshake is a configuration matter (CA, protocols) the operator must see.
+    spdlog::info("client {} {}: {}", id_, peer(), error.message);
+  }
+  begin_close(error.message);
+}
 
 void ClientSession::write(std::span<const std::byte> bytes) {
   host_.counters().bytes_out += bytes.size();

@@ -193,6 +193,13 @@ TEST_F(TlsTest, VerifyFullChecksCaAndHostName) {
   auto wrong = client(verify_full("other_ca.crt"));
   ASSERT_FALSE(wrong);
   EXPECT_NE(wrong.error.find("certificate verify failed"), std::string::npos) << wrong.error;
+  // pgmux says why too, at info level.
+  std::string log;
+  for (int i = 0; i < 50 && log.find("TLS handshake failed") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    log = pgmux_.log_text();
+  }
+  EXPECT_NE(log.find("TLS handshake failed"), std::string::npos) << pgmux_.log_tail();
 }
 
 // With client_tls_sslmode = require a plaintext startup gets FATAL 28000 "SSL required".
