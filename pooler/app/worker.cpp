@@ -73,12 +73,17 @@ std::vector<advice::ShapeRow> Worker::shapes() {
 }
 
 // Each worker loads its own contexts: nothing TLS is shared between threads. main() and
-// App::reload_now() checked the files already, so a failure here means they changed since.
+// App::reload_now() checked the files already, so a failure here means they changed since:
+// the worker keeps the contexts it had (none at startup, and then TLS connections fail
+// rather than fall back to plaintext).
 void Worker::load_tls() {
   auto tls = build_tls(*config_);
   if (!tls) {
-    spdlog::error("worker {}: TLS: {}", index_, tls.error().message);
-    tls_ = std::make_shared<const net::TlsSetup>();
+    spdlog::error("worker {}: TLS: {}; keeping the previous certificates", index_,
+                  tls.error().message);
+    if (tls_ == nullptr) {
+      tls_ = std::make_shared<const net::TlsSetup>();
+    }
     return;
   }
   tls_ = std::move(*tls);

@@ -64,6 +64,11 @@ void BackendConn::detach(std::uint64_t now_ms) {
 void BackendConn::on_connected() {
   transition(BackendState::Authenticating);
   const bool unix_socket = !address_.host.empty() && address_.host[0] == '/';
+  if (tls_.mode >= config::SslMode::Require && tls_.context == nullptr && !unix_socket) {
+    close("server_tls_sslmode is " + std::string(config::to_string(tls_.mode)) +
+          ", but no TLS context could be loaded");
+    return;
+  }
   if (tls_.mode == config::SslMode::Disable || tls_.context == nullptr || unix_socket) {
     send_startup();
     return;
