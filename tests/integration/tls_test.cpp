@@ -677,6 +677,32 @@ TEST_F(ServerTlsTest, HealthChecksUseTls) {
   EXPECT_EQ(plain_ssl, "false");
 }
 
+// SIGHUP reloads the server-side contexts too: a wrong CA fixed in the file lets new
+// backends in without a restart.
+TEST_F(ServerTlsTest, ReloadFixesServerCa) {
+  PgmuxConfigOptions options;
+  options.log_level = "info";
+  options.pgmux_extra = server_tls("verify-ca", "other_ca.crt") + "query_wait_timeout = 2";
+  options.database_extra = "server_connect_timeout = 1";
+  ASSERT_TRUE(pgmux_.start(PgmuxProcess::typical_config(options)));
+  auto refused = client("sslmode=disable");
+  if (refused) {
+    EXPECT_FALSE(exec(refused.conn, "SELECT 1").ok());
+  }
+  options.pgmux_extra = server_tls("verify-ca") + "query_wait_timeout = 2";
+  pgmux_.rewrite_config(PgmuxProcess::typical_config(options));
+  ASSERT_TRUE(pgmux_.signal(SIGHUP));
+  std::optional<std::string> ssl;
+  for (int i = 0; i < 50 && !ssl; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto c = client("sslmode=disable");
+    if (c) {
+      ssl = backend_ssl(c.conn.get());
+    }
+  }
+  EXPECT_EQ(ssl, "t") << pgmux_.log_tail();
+}
+
 // require toward a server with ssl off fails; prefer falls back to plaintext.
 TEST_F(ServerTlsTest, RequireFailsWhenServerHasNoSsl) {
   ASSERT_TRUE(set_server_ssl(false));
