@@ -23,6 +23,14 @@ int share(int total, int count, int index) {
   return std::max(s, 1);
 }
 
+// SHOW CLIENTS / SHOW SERVERS: protocol and cipher of a TLS connection.
+std::string tls_text(const net::TlsSession* tls) {
+  if (tls == nullptr || !tls->handshake_done()) {
+    return {};
+  }
+  return std::string(tls->version()) + "/" + std::string(tls->cipher());
+}
+
 }  // namespace
 
 Worker::Worker(App& app, int index, int worker_count, std::shared_ptr<const config::Config> config)
@@ -597,6 +605,7 @@ admin::WorkerSnapshot Worker::snapshot() {
     c.connected_ms = s->connected_ms();
     c.pins = s->pins();
     c.admin = s->is_admin();
+    c.tls = tls_text(s->tls());
     if (const auto* b = s->backend()) {
       c.backend_id = b->id();
       c.backend_pid = b->server_pid();
@@ -637,6 +646,7 @@ admin::WorkerSnapshot Worker::snapshot() {
         r.client_id = it->second;
       }
       r.prepared = b->statement_count();
+      r.tls = tls_text(b->tls());
       snap.servers.push_back(std::move(r));
     }
   }

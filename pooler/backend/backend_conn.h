@@ -60,6 +60,7 @@ class BackendConn final : public net::Deletable,
   Pool& pool() const { return pool_; }
   BackendState state() const { return state_; }
   const config::HostPort& address() const { return address_; }
+  const net::TlsSession* tls() const { return stream_.tls(); }  // null in plaintext
   std::int32_t server_pid() const { return key_.pid; }
   std::int32_t server_secret() const { return key_.secret; }
   wire::TxStatus tx_status() const { return tx_status_; }

@@ -56,6 +56,7 @@ class ClientSession final : public net::Deletable,
   std::uint32_t slot() const { return slot_; }
   ClientState state() const { return state_; }
   std::string peer() const { return stream_.peer(); }
+  const net::TlsSession* tls() const { return stream_.tls(); }  // null in plaintext
   std::string_view user() const;
   std::string_view database() const;
   std::uint8_t pins() const { return pins_; }

@@ -14,6 +14,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -553,7 +554,7 @@ TEST_F(ServerTlsTest, BackendConnectionIsEncrypted) {
 TEST_F(ServerTlsTest, BothSidesAndPerDatabase) {
   PgmuxConfigOptions options;
   options.log_level = "info";
-  options.pgmux_extra = client_tls("require") + server_tls("require");
+  options.pgmux_extra = client_tls("require") + server_tls("require") + "admin_users = [\"app\"]\n";
   options.extra =
       "[databases.plainapp]\ndbname = \"app\"\nprimary = \"127.0.0.1:@PRIMARY_PORT@\"\n"
       "server_tls_sslmode = \"disable\"\n";
@@ -564,6 +565,35 @@ TEST_F(ServerTlsTest, BothSidesAndPerDatabase) {
   auto p = connect(pgmux_.conninfo("app", "secret", "plainapp") + " sslmode=require");
   ASSERT_TRUE(p) << p.error << pgmux_.log_tail();
   EXPECT_EQ(backend_ssl(p.conn.get()), "f");
+
+  // The admin console shows protocol and cipher in PgBouncer's tls column.
+  auto admin = connect(pgmux_.conninfo("app", "secret", "pgmux") + " sslmode=require");
+  ASSERT_TRUE(admin) << admin.error;
+  auto tls_of = [&](const std::string& show, const std::string& database) {
+    PgResult r = exec(admin.conn, show);
+    EXPECT_TRUE(r.ok()) << r;
+    const auto col = [&](std::string_view name) {
+      return std::find(r.columns.begin(), r.columns.end(), name) - r.columns.begin();
+    };
+    std::vector<std::string> seen;
+    for (std::size_t i = 0; i < r.rows.size(); ++i) {
+      if (r.rows[i][col("database")] == database) {
+        seen.push_back(r.is_null(i, col("tls")) ? "NULL" : r.rows[i][col("tls")]);
+      }
+    }
+    return seen;
+  };
+  for (const auto& t : tls_of("SHOW CLIENTS", "app")) {
+    EXPECT_TRUE(t.starts_with("TLSv1.")) << t;
+  }
+  EXPECT_FALSE(tls_of("SHOW CLIENTS", "app").empty());
+  EXPECT_FALSE(tls_of("SHOW SERVERS", "app").empty());
+  for (const auto& t : tls_of("SHOW SERVERS", "app")) {
+    EXPECT_TRUE(t.starts_with("TLSv1.")) << t;
+  }
+  for (const auto& t : tls_of("SHOW SERVERS", "plainapp")) {
+    EXPECT_EQ(t, "NULL");
+  }
 }
 
 // verify-ca with a CA that did not sign the server's certificate: no backend, and the
