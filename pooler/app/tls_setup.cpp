@@ -24,10 +24,14 @@ Result<std::shared_ptr<const net::TlsSetup>> build_tls(const config::Config& con
       std::ranges::any_of(config.databases, [](const auto& entry) {
         return entry.second.tls.client_sslmode != config::SslMode::Disable;
       });
-  const bool any_verify = verifies(general.client_sslmode) ||
-                          std::ranges::any_of(config.databases, [](const auto& entry) {
-                            return verifies(entry.second.tls.client_sslmode);
-                          });
+  // Client certificates are asked for when a mode or an [[hba]] cert rule may check one.
+  const bool any_verify =
+      verifies(general.client_sslmode) ||
+      std::ranges::any_of(config.databases,
+                          [](const auto& entry) { return verifies(entry.second.tls.client_sslmode); }) ||
+      std::ranges::any_of(config.hba, [](const config::HbaRule& rule) {
+        return rule.method == config::HbaRule::Method::Cert;
+      });
   if (any_client_tls && !general.client_cert_file.empty()) {
     net::TlsServerOptions options;
     options.cert_file = general.client_cert_file;
@@ -55,7 +59,8 @@ Result<std::shared_ptr<const net::TlsSetup>> build_tls(const config::Config& con
     }
     return loaded;
   };
-  if (verifies(general.client_sslmode)) {
+  // A trust store wherever a CA file is set: verify-* modes and [[hba]] cert rules use them.
+  if (!general.client_ca_file.empty()) {
     auto trust = trust_for(general.client_ca_file);
     if (!trust) {
       return in_section("[pgmux]", trust.error());
@@ -64,7 +69,7 @@ Result<std::shared_ptr<const net::TlsSetup>> build_tls(const config::Config& con
   }
   for (const auto& [name, db] : config.databases) {
     const std::string section = "[databases." + name + "]";
-    if (verifies(db.tls.client_sslmode)) {
+    if (!db.tls.client_ca_file.empty()) {
       auto trust = trust_for(db.tls.client_ca_file);
       if (!trust) {
         return in_section(section, trust.error());

@@ -141,11 +141,18 @@ Result<config::AuthMethod> ClientSession::auth_method() const {
     case M::Reject:
       return fail(Errc::Auth, "[[hba]] rule #" + std::to_string(rule->index) + " rejects " + where,
                   ss::kInvalidAuthorization);
-    case M::Cert:
-      return fail(Errc::Auth,
-                  "[[hba]] rule #" + std::to_string(rule->index) +
-                      " asks for a TLS client certificate, which this connection has not given",
-                  ss::kInvalidAuthorization);
+    case M::Cert: {
+      // As PostgreSQL's cert method: a client certificate that client_tls_ca_file signed,
+      // whose CN is the user name, stands in for the password.
+      auto ok = verify_client_certificate(login_->user);
+      if (!ok) {
+        return fail(Errc::Auth,
+                    "[[hba]] rule #" + std::to_string(rule->index) +
+                        " asks for a TLS client certificate: " + ok.error().message,
+                    ss::kInvalidAuthorization);
+      }
+      return config::AuthMethod::Trust;
+    }
     case M::Trust: return config::AuthMethod::Trust;
     case M::ScramSha256: return config::AuthMethod::ScramSha256;
     case M::Md5:
@@ -233,19 +240,35 @@ Result<void> ClientSession::check_client_tls(const config::Config& cfg) {
   if (mode < config::SslMode::VerifyCa) {
     return {};
   }
+  auto ok = verify_client_certificate(mode == config::SslMode::VerifyFull ? login_->user
+                                                                         : std::string_view());
+  if (!ok) {
+    spdlog::info("client {} {}: refused: {}", id_, peer(), ok.error().message);
+    return std::unexpected(ok.error());
+  }
+  return {};
+}
+
+// The client's certificate against the client_tls_ca_file of the database it names
+// ([pgmux]'s for the admin console and unknown databases); with `cn`, its common name too.
+Result<void> ClientSession::verify_client_certificate(std::string_view cn) const {
+  const net::TlsSession* tls = stream_.tls();
+  if (tls == nullptr) {
+    return fail(Errc::Auth, "connection requires a valid client certificate (TLS is off)",
+                ss::kInvalidAuthorization);
+  }
   const net::TlsSetup& setup = host_.tls();
   std::shared_ptr<const net::TlsTrust> trust = setup.admin_client_trust;
-  if (db != nullptr) {
+  if (const config::DatabaseConfig* db = config_->find_database(login_->database)) {
     auto it = setup.client_trust.find(db->name);
     trust = it != setup.client_trust.end() ? it->second : nullptr;
   }
   if (trust == nullptr) {
-    return fail(Errc::Internal, "no CA loaded for client certificates", ss::kInvalidAuthorization);
+    return fail(Errc::Auth, "no client_tls_ca_file to check client certificates with",
+                ss::kInvalidAuthorization);
   }
-  auto ok = tls->verify_peer(
-      *trust, mode == config::SslMode::VerifyFull ? std::string_view(login_->user) : std::string_view());
+  auto ok = tls->verify_peer(*trust, cn);
   if (!ok) {
-    spdlog::info("client {} {}: refused: {}", id_, peer(), ok.error().message);
     return fail(Errc::Auth, ok.error().message, ss::kInvalidAuthorization);
   }
   return {};

@@ -132,6 +132,7 @@ class ClientSession final : public net::Deletable,
   Result<void> answer_ssl_request(std::size_t trailing);
   void start_direct_tls(std::span<const std::byte> client_hello);
   Result<void> check_client_tls(const config::Config& cfg);
+  Result<void> verify_client_certificate(std::string_view cn) const;
   Result<void> start_auth();
   Result<config::AuthMethod> auth_method() const;
   Result<void> handle_auth(const wire::Frame& frame);

@@ -273,6 +273,37 @@ TEST_F(TlsTest, ClientCertificateVerifyFull) {
       << wrong_user.error;
 }
 
+// An [[hba]] rule with method "cert": a client certificate signed by client_tls_ca_file
+// with the user name as CN logs in without a password; without one, or over plaintext,
+// the login is refused with the rule's number and the reason.
+TEST_F(TlsTest, HbaCertMethod) {
+  PgmuxConfigOptions options;
+  options.log_level = "info";
+  options.pgmux_extra = client_tls("prefer");
+  options.extra = "[[hba]]\nuser = \"app\"\nmethod = \"cert\"\n";
+  ASSERT_TRUE(pgmux_.start(PgmuxProcess::typical_config(options)));
+  const std::string cert = "sslmode=require sslcert=" + certs().path("client.crt") +
+                           " sslkey=" + certs().path("client.key");
+  auto ok = client(cert, "app", "not-the-password");
+  ASSERT_TRUE(ok) << ok.error << pgmux_.log_tail();
+  EXPECT_EQ(query_value(ok.conn, "SELECT current_user"), "app");
+
+  auto no_cert = client("sslmode=require sslcert=/nonexistent.crt sslkey=/nonexistent.key");
+  ASSERT_FALSE(no_cert);
+  EXPECT_NE(no_cert.error.find("[[hba]] rule #1 asks for a TLS client certificate"),
+            std::string::npos)
+      << no_cert.error;
+  auto plain = client("sslmode=disable");
+  ASSERT_FALSE(plain);
+  EXPECT_NE(plain.error.find("TLS is off"), std::string::npos) << plain.error;
+  // Another user's certificate does not log in as app.
+  auto other = client("sslmode=require sslcert=" + certs().path("client_other.crt") +
+                      " sslkey=" + certs().path("client_other.key"));
+  ASSERT_FALSE(other);
+  EXPECT_NE(other.error.find("certificate authentication failed"), std::string::npos)
+      << other.error;
+}
+
 // SIGHUP with a new certificate: new clients see it, a client connected before keeps
 // its session and its queries work.
 TEST_F(TlsTest, ReloadSwapsCertificateWithoutDroppingClients) {
