@@ -19,19 +19,19 @@ Result<std::shared_ptr<const net::TlsSetup>> build_tls(const config::Config& con
   const config::TlsConfig& general = config.general.tls;
   // The client handshake uses [pgmux]'s certificate whenever one is configured and any
   // database accepts TLS: the database is named only after the handshake.
-  const bool any_client_tls =
-      general.client_sslmode != config::SslMode::Disable ||
-      std::ranges::any_of(config.databases, [](const auto& entry) {
-        return entry.second.tls.client_sslmode != config::SslMode::Disable;
-      });
+  const bool any_client_tls = general.client_sslmode != config::SslMode::Disable ||
+                              std::ranges::any_of(config.databases, [](const auto& entry) {
+                                return entry.second.tls.client_sslmode != config::SslMode::Disable;
+                              });
   // Client certificates are asked for when a mode or an [[hba]] cert rule may check one.
-  const bool any_verify =
-      verifies(general.client_sslmode) ||
-      std::ranges::any_of(config.databases,
-                          [](const auto& entry) { return verifies(entry.second.tls.client_sslmode); }) ||
-      std::ranges::any_of(config.hba, [](const config::HbaRule& rule) {
-        return rule.method == config::HbaRule::Method::Cert;
-      });
+  const bool any_verify = verifies(general.client_sslmode) ||
+                          std::ranges::any_of(config.databases,
+                                              [](const auto& entry) {
+                                                return verifies(entry.second.tls.client_sslmode);
+                                              }) ||
+                          std::ranges::any_of(config.hba, [](const config::HbaRule& rule) {
+                            return rule.method == config::HbaRule::Method::Cert;
+                          });
   if (any_client_tls && !general.client_cert_file.empty()) {
     net::TlsServerOptions options;
     options.cert_file = general.client_cert_file;

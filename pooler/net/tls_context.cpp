@@ -27,7 +27,8 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
 }
 
 Error config_error(std::string_view what, const std::string& file) {
-  return Error{Errc::Config, std::string(what) + " \"" + file + "\": " + tls_error_text("unknown error")};
+  return Error{Errc::Config,
+               std::string(what) + " \"" + file + "\": " + tls_error_text("unknown error")};
 }
 
 Result<void> load_cert_and_key(SSL_CTX* ctx, const std::string& cert, const std::string& key) {
@@ -38,7 +39,8 @@ Result<void> load_cert_and_key(SSL_CTX* ctx, const std::string& cert, const std:
     return std::unexpected(config_error("cannot load private key", key));
   }
   if (SSL_CTX_check_private_key(ctx) != 1) {
-    return fail(Errc::Config, "private key \"" + key + "\" does not match certificate \"" + cert + "\"");
+    return fail(Errc::Config,
+                "private key \"" + key + "\" does not match certificate \"" + cert + "\"");
   }
   return {};
 }
@@ -79,8 +81,8 @@ Result<std::shared_ptr<const TlsContext>> TlsContext::make_server(const TlsServe
   SSL_CTX_set_min_proto_version(ctx, options.min_protocol);
   SSL_CTX_set_max_proto_version(ctx, options.max_protocol);
   if (SSL_CTX_set_cipher_list(ctx, options.ciphers.c_str()) != 1) {
-    return fail(Errc::Config, "client_tls_ciphers \"" + options.ciphers + "\": " +
-                                  tls_error_text("no cipher matches"));
+    return fail(Errc::Config, "client_tls_ciphers \"" + options.ciphers +
+                                  "\": " + tls_error_text("no cipher matches"));
   }
   // Idle clients are most clients: give back the 34 KiB of record buffers between reads.
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);

@@ -21,8 +21,8 @@ namespace pooler::net {
 struct TlsServerOptions {
   std::string cert_file;
   std::string key_file;
-  std::string ca_file;              // client CAs, named in the certificate request
-  bool request_client_cert = false;  // checked after startup with TlsTrust
+  std::string ca_file;                  // client CAs, named in the certificate request
+  bool request_client_cert = false;     // checked after startup with TlsTrust
   std::uint16_t min_protocol = 0x0303;  // TLS 1.2, as on the wire
   std::uint16_t max_protocol = 0x0304;  // TLS 1.3
   std::string ciphers = "HIGH:!aNULL:!MD5:!3DES:!RC4";  // TLS 1.2 list; 1.3 uses OpenSSL's

@@ -61,8 +61,7 @@ Error TlsSession::error_for(int rc, std::string_view what) {
   if (code == SSL_ERROR_SSL) {
     const long verify = SSL_get_verify_result(ssl_);
     text = verify != X509_V_OK && !SSL_is_server(ssl_)
-               ? std::string("certificate verify failed: ") +
-                     X509_verify_cert_error_string(verify)
+               ? std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify)
                : tls_error_text("protocol error");
   } else if (code == SSL_ERROR_SYSCALL || code == SSL_ERROR_ZERO_RETURN) {
     text = "unexpected end of stream";
@@ -150,7 +149,7 @@ Result<void> TlsSession::verify_peer(const TlsTrust& trust, std::string_view exp
     return fail(Errc::Auth, "connection requires a valid client certificate");
   }
   std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> ctx(X509_STORE_CTX_new(),
-                                                                     X509_STORE_CTX_free);
+                                                                      X509_STORE_CTX_free);
   // On the server side the chain the client sent excludes its own certificate.
   if (ctx == nullptr ||
       X509_STORE_CTX_init(ctx.get(), trust.raw(), cert, SSL_get_peer_cert_chain(ssl_)) != 1) {
@@ -161,13 +160,13 @@ Result<void> TlsSession::verify_peer(const TlsTrust& trust, std::string_view exp
   if (X509_verify_cert(ctx.get()) != 1) {
     const int err = X509_STORE_CTX_get_error(ctx.get());
     ERR_clear_error();
-    return fail(Errc::Auth, std::string("certificate verify failed: ") +
-                                X509_verify_cert_error_string(err));
+    return fail(Errc::Auth,
+                std::string("certificate verify failed: ") + X509_verify_cert_error_string(err));
   }
   if (!expected_cn.empty()) {
     char cn[256] = {};
-    const int len = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn,
-                                              sizeof cn);
+    const int len =
+        X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
     if (len < 0 || std::string_view(cn, static_cast<std::size_t>(len)) != expected_cn) {
       ERR_clear_error();
       return fail(Errc::Auth, "certificate authentication failed for user \"" +

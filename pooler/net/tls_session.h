@@ -35,8 +35,8 @@ class TlsSession {
   bool handshake_done() const { return done_; }
 
   struct ReadResult {
-    std::size_t size = 0;     // plaintext bytes placed in the buffer; 0 = needs more input
-    bool closed = false;      // the peer sent close_notify
+    std::size_t size = 0;  // plaintext bytes placed in the buffer; 0 = needs more input
+    bool closed = false;   // the peer sent close_notify
   };
   // Decrypts into `buffer` as much as the fed ciphertext allows (several records).
   [[nodiscard]] Result<ReadResult> read(std::span<std::byte> buffer);
@@ -53,8 +53,8 @@ class TlsSession {
   // the certificate's common name is exactly that (PostgreSQL's clientcert=verify-full).
   [[nodiscard]] Result<void> verify_peer(const TlsTrust& trust, std::string_view expected_cn) const;
   bool has_peer_certificate() const;
-  std::string_view alpn() const;      // "" when none was negotiated
-  std::string_view version() const;   // "TLSv1.3"
+  std::string_view alpn() const;     // "" when none was negotiated
+  std::string_view version() const;  // "TLSv1.3"
   std::string_view cipher() const;
 
  private:

@@ -3,12 +3,12 @@
 // swaps the certificate, and pgmux to PostgreSQL over TLS (the fixture's primary switched
 // to ssl=on). Certificates come from a throwaway CA made with the openssl command.
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -77,8 +77,8 @@ class Certificates {
                  const std::string& ext) {
     run({"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
          "-keyout", path(name + ".key"), "-out", path(name + ".csr"), "-subj", "/CN=" + cn});
-    run({"openssl", "x509", "-req", "-in", path(name + ".csr"), "-CA", path(ca + ".crt"),
-         "-CAkey", path(ca + ".key"), "-CAcreateserial", "-out", path(name + ".crt"), "-days", "2",
+    run({"openssl", "x509", "-req", "-in", path(name + ".csr"), "-CA", path(ca + ".crt"), "-CAkey",
+         path(ca + ".key"), "-CAcreateserial", "-out", path(name + ".crt"), "-days", "2",
          "-extfile", path(ext)});
     ::chmod(path(name + ".key").c_str(), 0600);
   }
@@ -116,10 +116,10 @@ class TlsTest : public ::testing::Test {
   // [pgmux] lines for client TLS in `mode` with the test's server certificate.
   static std::string client_tls(std::string_view mode, std::string_view cert = "server") {
     const auto& c = certs();
-    return "client_tls_sslmode = \"" + std::string(mode) + "\"\n" +
-           "client_tls_cert_file = \"" + c.path(std::string(cert) + ".crt") + "\"\n" +
-           "client_tls_key_file = \"" + c.path(std::string(cert) + ".key") + "\"\n" +
-           "client_tls_ca_file = \"" + c.path("ca.crt") + "\"\n";
+    return "client_tls_sslmode = \"" + std::string(mode) + "\"\n" + "client_tls_cert_file = \"" +
+           c.path(std::string(cert) + ".crt") + "\"\n" + "client_tls_key_file = \"" +
+           c.path(std::string(cert) + ".key") + "\"\n" + "client_tls_ca_file = \"" +
+           c.path("ca.crt") + "\"\n";
   }
 
   void start(const std::string& pgmux_extra, const std::string& database_extra = "") {
@@ -158,7 +158,8 @@ TEST_F(TlsTest, RequireCarriesQueriesExtendedProtocolAndLargeResults) {
   EXPECT_EQ(params.rows.at(0).at(1), "TLS");
 
   // About 3 MB: 3000 rows of 1000 characters, each row distinct.
-  auto big = exec(c.conn, "SELECT i, repeat(chr(65 + i % 26), 1000) FROM generate_series(1, 3000) i");
+  auto big =
+      exec(c.conn, "SELECT i, repeat(chr(65 + i % 26), 1000) FROM generate_series(1, 3000) i");
   ASSERT_TRUE(big.ok()) << big;
   ASSERT_EQ(big.rows.size(), 3000u);
   for (std::size_t i = 0; i < big.rows.size(); ++i) {
@@ -169,8 +170,8 @@ TEST_F(TlsTest, RequireCarriesQueriesExtendedProtocolAndLargeResults) {
 
   // A large message from the client too (a 2 MB parameter), echoed back.
   const std::string blob(2 * 1024 * 1024, 'z');
-  auto echo = exec_params(c.conn.get(), "SELECT length($1), md5($1) = md5(repeat('z', 2097152))",
-                          {blob});
+  auto echo =
+      exec_params(c.conn.get(), "SELECT length($1), md5($1) = md5(repeat('z', 2097152))", {blob});
   ASSERT_TRUE(echo.ok()) << echo;
   EXPECT_EQ(echo.rows.at(0).at(0), "2097152");
   EXPECT_EQ(echo.rows.at(0).at(1), "t");
@@ -414,7 +415,8 @@ struct RawTls {
   }
   bool handshake() { return SSL_connect(ssl) == 1; }
   bool send(const std::string& bytes) {
-    return SSL_write(ssl, bytes.data(), static_cast<int>(bytes.size())) == static_cast<int>(bytes.size());
+    return SSL_write(ssl, bytes.data(), static_cast<int>(bytes.size())) ==
+           static_cast<int>(bytes.size());
   }
 };
 
@@ -509,10 +511,10 @@ TEST_F(TlsTest, SecondSslRequestRefused) {
   if (!su) {
     return ::testing::AssertionFailure() << su.error;
   }
-  for (const std::string& sql :
-       {"ALTER SYSTEM SET ssl_cert_file = '" + cert + "'",
-        "ALTER SYSTEM SET ssl_key_file = '" + key + "'",
-        std::string("ALTER SYSTEM SET ssl = ") + (on ? "on" : "off"), std::string("SELECT pg_reload_conf()")}) {
+  for (const std::string& sql : {"ALTER SYSTEM SET ssl_cert_file = '" + cert + "'",
+                                 "ALTER SYSTEM SET ssl_key_file = '" + key + "'",
+                                 std::string("ALTER SYSTEM SET ssl = ") + (on ? "on" : "off"),
+                                 std::string("SELECT pg_reload_conf()")}) {
     if (auto r = exec(su.conn, sql); !r.ok()) {
       return ::testing::AssertionFailure() << sql << ": " << r;
     }
@@ -526,8 +528,7 @@ TEST_F(TlsTest, SecondSslRequestRefused) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  return ::testing::AssertionFailure() << "ssl did not become " << on << "\n"
-                                       << pg.log_tail(node);
+  return ::testing::AssertionFailure() << "ssl did not become " << on << "\n" << pg.log_tail(node);
 }
 
 class ServerTlsTest : public TlsTest {
@@ -663,8 +664,8 @@ TEST_F(ServerTlsTest, StalledReaderKeepsMemoryFlat) {
   ASSERT_EQ(backend_ssl(c.conn.get()), "t");
 
   const long before = pgmux_.rss_kb();
-  ASSERT_EQ(PQsendQuery(c.conn.get(),
-                        "SELECT repeat('x', 1000) FROM generate_series(1, 100000)"), 1);
+  ASSERT_EQ(PQsendQuery(c.conn.get(), "SELECT repeat('x', 1000) FROM generate_series(1, 100000)"),
+            1);
   long peak = before;
   for (int i = 0; i < 30; ++i) {  // 3 s without reading
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -703,9 +704,10 @@ TEST_F(ServerTlsTest, HealthChecksUseTls) {
   std::optional<std::string> health_ssl;
   for (int i = 0; i < 100 && !health_ssl; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    health_ssl = query_value(su.conn, "SELECT bool_and(s.ssl)::text FROM pg_stat_ssl s JOIN "
-                                      "pg_stat_activity a USING (pid) WHERE a.application_name = "
-                                      "'pgmux-health'");
+    health_ssl = query_value(su.conn,
+                             "SELECT bool_and(s.ssl)::text FROM pg_stat_ssl s JOIN "
+                             "pg_stat_activity a USING (pid) WHERE a.application_name = "
+                             "'pgmux-health'");
   }
   EXPECT_EQ(health_ssl, "true") << pgmux_.log_tail();
   auto c = client("sslmode=disable");
@@ -773,8 +775,7 @@ TEST_F(ServerTlsTest, RequireFailsWhenServerHasNoSsl) {
   if (c) {
     EXPECT_FALSE(exec(c.conn, "SELECT 1").ok());
   }
-  EXPECT_NE(pgmux_.log_text().find("does not support SSL"), std::string::npos)
-      << pgmux_.log_tail();
+  EXPECT_NE(pgmux_.log_text().find("does not support SSL"), std::string::npos) << pgmux_.log_tail();
   pgmux_.stop();
 
   PgmuxProcess prefer;

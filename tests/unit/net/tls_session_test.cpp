@@ -162,7 +162,8 @@ TEST(TlsSessionTest, ClientCertificateVerifiedAfterHandshake) {
   EXPECT_TRUE(p.server->verify_peer(**trust, "app"));
   auto wrong_user = p.server->verify_peer(**trust, "bob");
   ASSERT_FALSE(wrong_user);
-  EXPECT_NE(wrong_user.error().message.find("certificate authentication failed"), std::string::npos);
+  EXPECT_NE(wrong_user.error().message.find("certificate authentication failed"),
+            std::string::npos);
   auto wrong_ca = p.server->verify_peer(**other, "");
   ASSERT_FALSE(wrong_ca);
   EXPECT_NE(wrong_ca.error().message.find("certificate verify failed"), std::string::npos);
