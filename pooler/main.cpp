@@ -17,6 +17,7 @@
 
 #include "pooler/app/app.h"
 #include "pooler/app/import_pgbouncer.h"
+#include "pooler/app/tls_setup.h"
 #include "pooler/base/log.h"
 #include "pooler/config/config_loader.h"
 
@@ -125,6 +126,12 @@ int main(int argc, char** argv) {
     auto loaded = pooler::config::load_config_file(config_path);
     if (!loaded) {
       std::fprintf(stderr, "pgmux: invalid configuration:\n%s\n", loaded.error().message.c_str());
+      return 2;
+    }
+    // Certificates and keys are read now, so that a bad file is a configuration error.
+    if (auto tls = pooler::app::build_tls(*loaded); !tls) {
+      std::fprintf(stderr, "pgmux: invalid configuration:\n%s: %s\n", config_path.c_str(),
+                   tls.error().message.c_str());
       return 2;
     }
     if (check_only) {

@@ -44,6 +44,7 @@ struct ClientRow {
   std::int32_t backend_pid = 0;    // its server pid
   int pins = 0;
   bool admin = false;
+  std::string tls;                 // "TLSv1.3/TLS_AES_256_GCM_SHA384"; "" in plaintext
 };
 
 struct ServerRow {
@@ -57,6 +58,7 @@ struct ServerRow {
   std::int32_t pid = 0;
   std::uint64_t client_id = 0;  // the linked client, 0 if none
   std::size_t prepared = 0;
+  std::string tls;  // as ClientRow::tls
 };
 
 // One worker's view, taken on its loop thread and then read on another.

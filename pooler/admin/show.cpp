@@ -159,6 +159,11 @@ Table show_stats(const Snapshots& snaps) {
   return t;
 }
 
+// The tls column: "TLSv1.3/TLS_AES_256_GCM_SHA384" as PgBouncer shows it, NULL in plaintext.
+std::optional<std::string> tls_cell(const std::string& tls) {
+  return tls.empty() ? std::nullopt : std::optional<std::string>(tls);
+}
+
 Table show_clients(const Snapshots& snaps, const ShowContext& ctx) {
   Table t = make_table({{"type", T},
                         {"user", T},
@@ -209,7 +214,7 @@ Table show_clients(const Snapshots& snaps, const ShowContext& ctx) {
                            fmt::format("{:x}", c.id),
                            link,
                            "0",
-                           std::nullopt,
+                           tls_cell(c.tls),
                            std::nullopt,
                            "0",
                            num(c.id),
@@ -280,7 +285,7 @@ Table show_servers(const Snapshots& snaps, const ShowContext& ctx) {
                            fmt::format("{:x}", s.id),
                            link,
                            num(static_cast<int>(s.pid)),
-                           std::nullopt,
+                           tls_cell(s.tls),
                            std::nullopt,
                            num(static_cast<std::uint64_t>(s.prepared)),
                            num(s.id),

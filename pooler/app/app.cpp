@@ -11,6 +11,7 @@
 
 #include "pooler/app/routing_monitor.h"
 #include "pooler/app/systemd_notify.h"
+#include "pooler/app/tls_setup.h"
 #include "pooler/app/worker.h"
 #include "pooler/base/log.h"
 #include "pooler/config/config_loader.h"
@@ -168,6 +169,14 @@ void App::reload_now() {
   auto loaded = config::load_config_file(config_path_);
   if (!loaded) {
     spdlog::error("reload: keeping the running configuration: {}", loaded.error().message);
+    if (ready_sent_) {
+      notify("READY=1");
+    }
+    return;
+  }
+  if (auto tls = build_tls(*loaded); !tls) {
+    spdlog::error("reload: keeping the running configuration: {}: {}", config_path_,
+                  tls.error().message);
     if (ready_sent_) {
       notify("READY=1");
     }

@@ -272,6 +272,11 @@ bool valid_pool_mode(std::string_view m) {
   return m == "session" || m == "transaction" || m == "statement";
 }
 
+bool valid_sslmode(std::string_view m) {
+  return m == "disable" || m == "allow" || m == "prefer" || m == "require" || m == "verify-ca" ||
+         m == "verify-full";
+}
+
 // What pgmux can say for PgBouncer settings it has no key for.
 std::string_view why_not(std::string_view key) {
   static const std::map<std::string_view, std::string_view> kWhy = {
@@ -293,7 +298,11 @@ std::string_view why_not(std::string_view key) {
       {"user", "run pgmux as an unprivileged user through systemd or the container"},
   };
   if (const auto it = kWhy.find(key); it != kWhy.end()) return it->second;
-  if (key.starts_with("client_tls") || key.starts_with("server_tls")) return "TLS comes with issue 7";
+  if (key == "client_tls_ciphers") {
+    return "PgBouncer's cipher names differ; pgmux takes an OpenSSL list (default: HIGH:!aNULL:...)";
+  }
+  if (key == "client_tls_protocols") return "pgmux does not offer the legacy protocol set";
+  if (key.starts_with("client_tls") || key.starts_with("server_tls")) return "no pgmux equivalent";
   return "no pgmux equivalent";
 }
 
@@ -334,6 +343,7 @@ Result<ImportResult> import_pgbouncer(std::string_view ini_text,
   std::vector<std::pair<std::string, std::string>> general;  // [pgmux] key -> TOML value
   std::vector<std::string> admin_users;
   std::optional<std::string> auth_file;
+  bool server_tls_set = false;
 
   auto bad_value = [&](const IniEntry& e, std::string_view expected) {
     notes.push_back(fmt::format("{} = {} (line {}: expected {})", e.key, e.value, e.line, expected));
@@ -405,6 +415,19 @@ Result<ImportResult> import_pgbouncer(std::string_view ini_text,
         } else {
           bad_value(e, "a positive integer");
         }
+      } else if (key == "client_tls_sslmode" || key == "server_tls_sslmode") {
+        if (valid_sslmode(e.value)) {
+          general.emplace_back(key, quote(e.value));
+          if (key == "server_tls_sslmode") server_tls_set = true;
+        } else {
+          bad_value(e, "disable, allow, prefer, require, verify-ca or verify-full");
+        }
+      } else if (key == "client_tls_cert_file" || key == "client_tls_key_file" ||
+                 key == "client_tls_ca_file" || key == "server_tls_ca_file" ||
+                 key == "server_tls_cert_file" || key == "server_tls_key_file") {
+        if (!e.value.empty()) general.emplace_back(key, quote(e.value));
+      } else if (key == "client_tls_protocols" && e.value != "legacy") {
+        general.emplace_back(key, quote(e.value));  // same words: secure, all, tlsv1.2, ...
       } else if (key == "admin_users") {
         admin_users = split_list(e.value);
       } else if (key == "auth_type") {
@@ -416,6 +439,8 @@ Result<ImportResult> import_pgbouncer(std::string_view ini_text,
       }
     }
   }
+  // PgBouncer tries TLS toward servers by default; pgmux does only when told.
+  if (!server_tls_set) general.emplace_back("server_tls_sslmode", quote("prefer"));
   if (listen_addr_set && listen_addrs.empty()) {
     notes.push_back("listen_addr is empty (Unix socket only in PgBouncer; pgmux listens on TCP, "
                     "127.0.0.1 kept)");

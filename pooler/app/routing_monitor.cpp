@@ -21,16 +21,41 @@ std::vector<config::HostPort> hosts_of(const config::DatabaseConfig& db) {
 
 // The volatile functions of `db`, read on the host that is primary (tried in order: the one
 // that is not in recovery answers the query as well as any).
+// The libpq keywords that make these side connections follow server_tls_* as pgmux's own
+// backends do (the words of server_tls_sslmode are libpq's).
+std::vector<std::pair<std::string, std::string>> libpq_tls_params(const config::TlsConfig& tls) {
+  std::vector<std::pair<std::string, std::string>> params = {
+      {"sslmode", std::string(config::to_string(tls.server_sslmode))}};
+  const std::pair<const char*, const std::string*> files[] = {{"sslrootcert", &tls.server_ca_file},
+                                                              {"sslcert", &tls.server_cert_file},
+                                                              {"sslkey", &tls.server_key_file}};
+  for (const auto& [key, value] : files) {
+    if (!value->empty()) {
+      params.emplace_back(key, *value);
+    }
+  }
+  return params;
+}
+
 std::optional<std::vector<std::string>> read_volatile_functions(
     const config::DatabaseConfig& db, const std::pair<std::string, std::string>& login,
     std::string& error) {
   for (const auto& host : hosts_of(db)) {
     const std::string port = std::to_string(host.port);
-    const char* keys[] = {"host", "port", "user", "password", "dbname", "connect_timeout",
-                          "application_name", nullptr};
-    const char* values[] = {host.host.c_str(), port.c_str(), login.first.c_str(),
-                            login.second.c_str(), db.dbname.c_str(), "5", "pgmux-routing", nullptr};
-    PGconn* conn = PQconnectdbParams(keys, values, 0);
+    std::vector<const char*> keys = {"host", "port", "user", "password", "dbname",
+                                     "connect_timeout", "application_name"};
+    std::vector<const char*> values = {host.host.c_str(),   port.c_str(),
+                                       login.first.c_str(), login.second.c_str(),
+                                       db.dbname.c_str(),   "5",
+                                       "pgmux-routing"};
+    const auto tls = libpq_tls_params(db.tls);
+    for (const auto& [key, value] : tls) {
+      keys.push_back(key.c_str());
+      values.push_back(value.c_str());
+    }
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+    PGconn* conn = PQconnectdbParams(keys.data(), values.data(), 0);
     if (PQstatus(conn) != CONNECTION_OK) {
       error = PQerrorMessage(conn);
       PQfinish(conn);
@@ -120,12 +145,14 @@ void RoutingMonitor::sync_monitors() {
     options.password = login->second;
     options.dbname = db.dbname;
     options.period = db.routing.health_check_period;
+    options.tls_params = libpq_tls_params(db.tls);
     auto old = monitors_.find(name);
     if (old != monitors_.end() && old->second.options.hosts == options.hosts &&
         old->second.options.user == options.user &&
         old->second.options.password == options.password &&
         old->second.options.dbname == options.dbname &&
-        old->second.options.period == options.period) {
+        old->second.options.period == options.period &&
+        old->second.options.tls_params == options.tls_params) {
       next.emplace(name, std::move(old->second));
       continue;
     }

@@ -5,6 +5,7 @@
 
 #include "pooler/admin/admin_session.h"
 #include "pooler/app/app.h"
+#include "pooler/app/tls_setup.h"
 #include "pooler/http/http_server.h"
 #include "pooler/wire/scram.h"
 #include "pooler/wire/sqlstate.h"
@@ -22,6 +23,14 @@ int share(int total, int count, int index) {
   return std::max(s, 1);
 }
 
+// SHOW CLIENTS / SHOW SERVERS: protocol and cipher of a TLS connection.
+std::string tls_text(const net::TlsSession* tls) {
+  if (tls == nullptr || !tls->handshake_done()) {
+    return {};
+  }
+  return std::string(tls->version()) + "/" + std::string(tls->cipher());
+}
+
 }  // namespace
 
 Worker::Worker(App& app, int index, int worker_count, std::shared_ptr<const config::Config> config)
@@ -31,6 +40,7 @@ Worker::Worker(App& app, int index, int worker_count, std::shared_ptr<const conf
       config_(std::move(config)),
       throttle_([](client::ClientSession& s, bool granted) { s.on_throttle_end(granted); }) {
   apply_stats_config();
+  load_tls();
 }
 
 // Per-shape statistics follow [pgmux] query_stats and [index_advice] (sampling).
@@ -68,6 +78,23 @@ std::vector<advice::ShapeRow> Worker::shapes() {
                         .count();
   return shape_stats_->snapshot(static_cast<std::int64_t>(wall) -
                                 static_cast<std::int64_t>(net::now_ms(loop_)));
+}
+
+// Each worker loads its own contexts: nothing TLS is shared between threads. main() and
+// App::reload_now() checked the files already, so a failure here means they changed since:
+// the worker keeps the contexts it had (none at startup, and then TLS connections fail
+// rather than fall back to plaintext).
+void Worker::load_tls() {
+  auto tls = build_tls(*config_);
+  if (!tls) {
+    spdlog::error("worker {}: TLS: {}; keeping the previous certificates", index_,
+                  tls.error().message);
+    if (tls_ == nullptr) {
+      tls_ = std::make_shared<const net::TlsSetup>();
+    }
+    return;
+  }
+  tls_ = std::move(*tls);
 }
 
 Worker::~Worker() { join(); }
@@ -260,6 +287,10 @@ backend::PoolSettings Worker::pool_settings(const config::DatabaseConfig& db,
                   ? db.primary
                   : db.replicas[static_cast<std::size_t>(host) - 1];
   s.host_index = host;
+  s.tls.mode = db.tls.server_sslmode;
+  if (auto it = tls_->for_servers.find(db.name); it != tls_->for_servers.end()) {
+    s.tls.context = it->second;
+  }
   return s;
 }
 
@@ -410,6 +441,7 @@ void Worker::post_function_policy(std::string db,
 void Worker::post_reload(std::shared_ptr<const config::Config> config) {
   loop_.post([this, config = std::move(config)] {
     config_ = config;
+    load_tls();
     verifiers_.clear();
     apply_stats_config();
     for (auto& [key, pool] : pools_) {
@@ -573,6 +605,7 @@ admin::WorkerSnapshot Worker::snapshot() {
     c.connected_ms = s->connected_ms();
     c.pins = s->pins();
     c.admin = s->is_admin();
+    c.tls = tls_text(s->tls());
     if (const auto* b = s->backend()) {
       c.backend_id = b->id();
       c.backend_pid = b->server_pid();
@@ -613,6 +646,7 @@ admin::WorkerSnapshot Worker::snapshot() {
         r.client_id = it->second;
       }
       r.prepared = b->statement_count();
+      r.tls = tls_text(b->tls());
       snap.servers.push_back(std::move(r));
     }
   }

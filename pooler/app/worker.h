@@ -84,6 +84,7 @@ class Worker final : public client::SessionHost,
   const wire::ScramVerifier& scram_verifier(const config::UserConfig& user) override;
   void route_cancel(std::int32_t pid, std::int32_t secret) override;
   std::int32_t cancel_pid_for(const client::ClientSession& session) const override;
+  const net::TlsSetup& tls() const override { return *tls_; }
   void on_client_closed(client::ClientSession& session) override;
   wire::WriteBuffer& scratch() override { return scratch_; }
   client::WorkerCounters& counters() override { return counters_; }
@@ -108,6 +109,7 @@ class Worker final : public client::SessionHost,
   void drain_tick();
   void finish_if_drained();
   void stop_now();
+  void load_tls();
   backend::PoolSettings pool_settings(const config::DatabaseConfig& db,
                                       const config::UserConfig& user, int host) const;
 
@@ -115,6 +117,7 @@ class Worker final : public client::SessionHost,
   int index_;
   int worker_count_;
   std::shared_ptr<const config::Config> config_;
+  std::shared_ptr<const net::TlsSetup> tls_;  // from config_
   net::Loop loop_;
   std::vector<std::unique_ptr<net::TcpListener>> listeners_;
   ClientTable clients_;

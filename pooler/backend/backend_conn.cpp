@@ -32,8 +32,10 @@ BackendConn::BackendConn(net::Loop& loop, Pool& pool, std::uint64_t id, config::
 
 BackendConn::~BackendConn() { stream_.close(); }
 
-void BackendConn::start(const ServerLogin& login, std::uint32_t max_message_size) {
+void BackendConn::start(const ServerLogin& login, std::uint32_t max_message_size,
+                        const ServerTls& tls) {
   login_ = login;
+  tls_ = tls;
   max_message_size_ = max_message_size;
   created_ms_ = net::now_ms(loop_);
   last_used_ms_ = created_ms_;
@@ -61,6 +63,63 @@ void BackendConn::detach(std::uint64_t now_ms) {
 
 void BackendConn::on_connected() {
   transition(BackendState::Authenticating);
+  const bool unix_socket = !address_.host.empty() && address_.host[0] == '/';
+  if (tls_.mode >= config::SslMode::Require && tls_.context == nullptr && !unix_socket) {
+    close("server_tls_sslmode is " + std::string(config::to_string(tls_.mode)) +
+          ", but no TLS context could be loaded");
+    return;
+  }
+  if (tls_.mode == config::SslMode::Disable || tls_.context == nullptr || unix_socket) {
+    send_startup();
+    return;
+  }
+  awaiting_ssl_answer_ = true;
+  wire::WriteBuffer out;
+  wire::encode_ssl_request(out);
+  stream_.write(out.data());
+}
+
+// The answer to SSLRequest: 'S' starts the handshake, 'N' means plaintext.
+void BackendConn::on_ssl_answer(std::span<const std::byte> bytes) {
+  awaiting_ssl_answer_ = false;
+  const char answer = static_cast<char>(bytes[0]);
+  if (answer == 'S') {
+    if (bytes.size() > 1) {
+      // Bytes before the handshake could only be injected by a man in the middle.
+      close("received unencrypted data after the server's SSL response");
+      return;
+    }
+    auto tls = net::TlsSession::make(
+        *tls_.context, tls_.mode == config::SslMode::VerifyFull ? address_.host : std::string());
+    if (!tls) {
+      close(tls.error().message);
+      return;
+    }
+    stream_.start_tls(std::move(*tls));
+    return;
+  }
+  if (answer != 'N') {
+    close("server answered SSLRequest with an unexpected message");
+    return;
+  }
+  if (tls_.mode >= config::SslMode::Require) {
+    close("server " + address_.to_string() + " does not support SSL, but server_tls_sslmode is " +
+          std::string(config::to_string(tls_.mode)));
+    return;
+  }
+  send_startup();
+  if (bytes.size() > 1) {
+    on_login_bytes(bytes.subspan(1));
+  }
+}
+
+void BackendConn::on_tls_ready() {
+  if (state_ == BackendState::Authenticating) {
+    send_startup();
+  }
+}
+
+void BackendConn::send_startup() {
   wire::WriteBuffer out;
   const std::pair<std::string, std::string> params[] = {
       {"user", login_.user}, {"database", login_.database}};
@@ -70,7 +129,13 @@ void BackendConn::on_connected() {
 
 void BackendConn::on_read(std::span<const std::byte> bytes) {
   switch (state_) {
-    case BackendState::Authenticating: on_login_bytes(bytes); return;
+    case BackendState::Authenticating:
+      if (awaiting_ssl_answer_) {
+        on_ssl_answer(bytes);
+        return;
+      }
+      on_login_bytes(bytes);
+      return;
     case BackendState::Active:
     case BackendState::Draining: scan_replies(bytes); return;
     case BackendState::Idle:

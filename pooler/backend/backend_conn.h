@@ -40,6 +40,12 @@ struct ServerLogin {
   std::array<std::uint8_t, 32> server_key{};
 };
 
+// TLS toward PostgreSQL (server_tls_sslmode). Not used over Unix sockets, as libpq.
+struct ServerTls {
+  config::SslMode mode = config::SslMode::Disable;
+  std::shared_ptr<const net::TlsContext> context;  // set unless mode is disable
+};
+
 class BackendConn final : public net::Deletable,
                           private net::StreamEvents,
                           private ExpectedReplies::Sink {
@@ -48,12 +54,13 @@ class BackendConn final : public net::Deletable,
   ~BackendConn() override;
 
   // Starts connecting and logging in; the pool hears the outcome.
-  void start(const ServerLogin& login, std::uint32_t max_message_size);
+  void start(const ServerLogin& login, std::uint32_t max_message_size, const ServerTls& tls = {});
 
   std::uint64_t id() const { return id_; }
   Pool& pool() const { return pool_; }
   BackendState state() const { return state_; }
   const config::HostPort& address() const { return address_; }
+  const net::TlsSession* tls() const { return stream_.tls(); }  // null in plaintext
   std::int32_t server_pid() const { return key_.pid; }
   std::int32_t server_secret() const { return key_.secret; }
   wire::TxStatus tx_status() const { return tx_status_; }
@@ -120,12 +127,15 @@ class BackendConn final : public net::Deletable,
   void on_eof() override;
   void on_error(const Error& error) override;
   void on_write_drained() override;
+  void on_tls_ready() override;
   // ExpectedReplies::Sink
   void emit_synthetic(const std::string& bytes) override;
   void statement_failed(std::uint64_t statement) override;
   void statement_prepared(std::uint64_t statement) override;
   void client_parse_done(bool ok) override;
 
+  void send_startup();
+  void on_ssl_answer(std::span<const std::byte> bytes);
   void on_login_bytes(std::span<const std::byte> bytes);
   Result<bool> handle_login_frame(const wire::Frame& frame);  // true when logged in
   Result<void> handle_auth(const wire::Authentication& auth);
@@ -159,6 +169,8 @@ class BackendConn final : public net::Deletable,
 
   // Login
   ServerLogin login_;
+  ServerTls tls_;
+  bool awaiting_ssl_answer_ = false;  // SSLRequest sent; one byte, 'S' or 'N', comes next
   std::unique_ptr<wire::ScramClient> scram_;
 
   // Reply scanning: an incomplete frame that must be seen whole waits here; a long frame

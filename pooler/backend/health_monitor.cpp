@@ -103,16 +103,18 @@ void HealthMonitor::begin_connect(std::size_t i) {
   Host& host = hosts_[i];
   const std::string port = std::to_string(host.state.address.port);
   // No connect_timeout: libpq applies it only to blocking connects; `deadline` does it here.
-  const char* keys[] = {"host", "port", "user", "password", "dbname", "application_name",
-                        nullptr};
-  const char* values[] = {host.state.address.host.c_str(),
-                          port.c_str(),
-                          options_.user.c_str(),
-                          options_.password.c_str(),
-                          options_.dbname.c_str(),
-                          options_.application_name.c_str(),
-                          nullptr};
-  host.conn = PQconnectStartParams(keys, values, 0);
+  std::vector<const char*> keys = {"host", "port", "user", "password", "dbname",
+                                   "application_name"};
+  std::vector<const char*> values = {host.state.address.host.c_str(), port.c_str(),
+                                     options_.user.c_str(),           options_.password.c_str(),
+                                     options_.dbname.c_str(),         options_.application_name.c_str()};
+  for (const auto& [key, value] : options_.tls_params) {
+    keys.push_back(key.c_str());
+    values.push_back(value.c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  host.conn = PQconnectStartParams(keys.data(), values.data(), 0);
   host.phase = Phase::Connecting;
   if (host.conn == nullptr) {
     fail(i, "PQconnectStartParams: out of memory");

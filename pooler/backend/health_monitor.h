@@ -49,6 +49,8 @@ struct HealthMonitorOptions {
   std::string password;
   std::string dbname = "postgres";
   std::string application_name = "pgmux-health";
+  // libpq TLS keywords and values (sslmode, sslrootcert, ...), from server_tls_*.
+  std::vector<std::pair<std::string, std::string>> tls_params;
   std::chrono::milliseconds period{1000};
   std::chrono::milliseconds timeout{1000};  // for the connect, and for each check query
   std::chrono::milliseconds backoff_min{100};

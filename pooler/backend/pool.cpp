@@ -184,7 +184,7 @@ void Pool::spawn(std::uint64_t) {
   auto backend = std::make_unique<BackendConn>(loop_, *this, next_id_++, settings_.primary);
   BackendConn* raw = backend.get();
   backends_.push_back(std::move(backend));
-  raw->start(login_, settings_.max_message_size);
+  raw->start(login_, settings_.max_message_size, settings_.tls);
 }
 
 void Pool::on_backend_connected(BackendConn& backend) {

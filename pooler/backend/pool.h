@@ -45,6 +45,7 @@ struct PoolSettings {
   std::uint32_t max_message_size = 64 * 1024 * 1024;
   config::HostPort primary;  // the host this pool connects to (primary or a replica)
   int host_index = 0;        // 0 = the configured primary, 1.. = replicas in configured order
+  ServerTls tls;             // server_tls_sslmode and its context
 };
 
 struct PoolStats {

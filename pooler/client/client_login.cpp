@@ -11,6 +11,7 @@
 
 #include "pooler/client/client_session_util.h"
 #include "pooler/net/timer.h"
+#include "pooler/net/tls_session.h"
 #include "pooler/wire/md5_auth.h"
 #include "pooler/wire/sqlstate.h"
 
@@ -18,15 +19,15 @@ namespace pooler::client {
 
 using namespace session_util;
 
-Result<void> ClientSession::handle_startup(const wire::Frame& frame) {
+Result<void> ClientSession::handle_startup(const wire::Frame& frame, std::size_t trailing) {
   auto pkt = wire::decode_startup(frame);
   if (!pkt) {
     return std::unexpected(pkt.error());
   }
   switch (pkt->kind) {
-    case wire::StartupKind::SslRequest:
+    case wire::StartupKind::SslRequest: return answer_ssl_request(trailing);
     case wire::StartupKind::GssEncRequest: {
-      // No TLS yet: 'N' tells the client to continue in plaintext, as PostgreSQL does.
+      // No GSSAPI: 'N' tells the client to continue without it, as PostgreSQL does.
       const std::byte no{'N'};
       write(std::span(&no, 1));
       return {};
@@ -67,6 +68,9 @@ Result<void> ClientSession::handle_startup(const wire::Frame& frame) {
   settings_ = startup_;
   config_ = host_.config_snapshot();
   const config::Config& cfg = *config_;
+  if (auto ok = check_client_tls(cfg); !ok) {
+    return ok;
+  }
   if ((login_->database == "pgmux" || login_->database == "pgbouncer") &&
       admin_factory_ != nullptr && cfg.find_database(login_->database) == nullptr) {
     // The admin console: normal authentication, then finish_admin_auth().
@@ -137,11 +141,18 @@ Result<config::AuthMethod> ClientSession::auth_method() const {
     case M::Reject:
       return fail(Errc::Auth, "[[hba]] rule #" + std::to_string(rule->index) + " rejects " + where,
                   ss::kInvalidAuthorization);
-    case M::Cert:
-      return fail(Errc::Auth,
-                  "[[hba]] rule #" + std::to_string(rule->index) +
-                      " asks for a TLS client certificate, which this connection has not given",
-                  ss::kInvalidAuthorization);
+    case M::Cert: {
+      // As PostgreSQL's cert method: a client certificate that client_tls_ca_file signed,
+      // whose CN is the user name, stands in for the password.
+      auto ok = verify_client_certificate(login_->user);
+      if (!ok) {
+        return fail(Errc::Auth,
+                    "[[hba]] rule #" + std::to_string(rule->index) +
+                        " asks for a TLS client certificate: " + ok.error().message,
+                    ss::kInvalidAuthorization);
+      }
+      return config::AuthMethod::Trust;
+    }
     case M::Trust: return config::AuthMethod::Trust;
     case M::ScramSha256: return config::AuthMethod::ScramSha256;
     case M::Md5:
@@ -154,6 +165,113 @@ Result<config::AuthMethod> ClientSession::auth_method() const {
       return config::AuthMethod::Md5;
   }
   return own;
+}
+
+// ---- TLS ----
+
+// SSLRequest (F): 'S' and a TLS handshake when pgmux has a certificate, else 'N'.
+Result<void> ClientSession::answer_ssl_request(std::size_t trailing) {
+  if (stream_.tls() != nullptr) {
+    return fail(Errc::Protocol, "SSLRequest received after the TLS handshake");
+  }
+  const net::TlsSetup& tls = host_.tls();
+  const std::byte answer = tls.for_clients != nullptr ? std::byte{'S'} : std::byte{'N'};
+  if (answer == std::byte{'S'} && trailing > 0) {
+    // As PostgreSQL: plaintext sent before the handshake could have been injected by a
+    // man in the middle, to run as the encrypted session.
+    return fail(Errc::Protocol, "received unencrypted data after SSL request");
+  }
+  write(std::span(&answer, 1));
+  if (answer == std::byte{'N'}) {
+    return {};
+  }
+  auto session = net::TlsSession::make(*tls.for_clients);
+  if (!session) {
+    return std::unexpected(session.error());
+  }
+  stream_.start_tls(std::move(*session));
+  return {};
+}
+
+// PostgreSQL 17's direct TLS: the connection opens with a ClientHello, no SSLRequest.
+void ClientSession::start_direct_tls(std::span<const std::byte> client_hello) {
+  const net::TlsSetup& tls = host_.tls();
+  if (tls.for_clients == nullptr) {
+    spdlog::info("client {} {}: direct TLS connection, but TLS is not configured", id_, peer());
+    begin_close("direct TLS without a certificate");
+    return;
+  }
+  auto session = net::TlsSession::make(*tls.for_clients);
+  if (!session) {
+    begin_close(session.error().message);
+    return;
+  }
+  direct_tls_ = true;
+  stream_.start_tls(std::move(*session), client_hello);
+}
+
+void ClientSession::on_tls_ready() {
+  const net::TlsSession& tls = *stream_.tls();
+  SPDLOG_DEBUG("client {} {}: {} {}", id_, peer(), tls.version(), tls.cipher());
+  if (direct_tls_ && tls.alpn() != "postgresql") {
+    // As PostgreSQL: ALPN is what tells a direct TLS client apart from another protocol.
+    close_with_error(ss::kProtocolViolation,
+                     "received direct SSL connection request without ALPN protocol negotiation "
+                     "extension");
+  }
+}
+
+// The client_tls_sslmode of the database the client names ([pgmux]'s for the admin
+// console and unknown databases): require refuses plaintext, verify-ca and verify-full
+// want a client certificate signed by client_tls_ca_file, verify-full with the user name
+// as its common name.
+Result<void> ClientSession::check_client_tls(const config::Config& cfg) {
+  const config::DatabaseConfig* db = cfg.find_database(login_->database);
+  const config::SslMode mode = db != nullptr ? db->tls.client_sslmode : cfg.general.tls.client_sslmode;
+  if (mode < config::SslMode::Require) {
+    return {};
+  }
+  const net::TlsSession* tls = stream_.tls();
+  if (tls == nullptr) {
+    spdlog::info("client {} {}: refused: SSL required for database \"{}\"", id_, peer(),
+                 login_->database);
+    return fail(Errc::Auth, "SSL required", ss::kInvalidAuthorization);
+  }
+  if (mode < config::SslMode::VerifyCa) {
+    return {};
+  }
+  auto ok = verify_client_certificate(mode == config::SslMode::VerifyFull ? login_->user
+                                                                         : std::string_view());
+  if (!ok) {
+    spdlog::info("client {} {}: refused: {}", id_, peer(), ok.error().message);
+    return std::unexpected(ok.error());
+  }
+  return {};
+}
+
+// The client's certificate against the client_tls_ca_file of the database it names
+// ([pgmux]'s for the admin console and unknown databases); with `cn`, its common name too.
+Result<void> ClientSession::verify_client_certificate(std::string_view cn) const {
+  const net::TlsSession* tls = stream_.tls();
+  if (tls == nullptr) {
+    return fail(Errc::Auth, "connection requires a valid client certificate (TLS is off)",
+                ss::kInvalidAuthorization);
+  }
+  const net::TlsSetup& setup = host_.tls();
+  std::shared_ptr<const net::TlsTrust> trust = setup.admin_client_trust;
+  if (const config::DatabaseConfig* db = config_->find_database(login_->database)) {
+    auto it = setup.client_trust.find(db->name);
+    trust = it != setup.client_trust.end() ? it->second : nullptr;
+  }
+  if (trust == nullptr) {
+    return fail(Errc::Auth, "no client_tls_ca_file to check client certificates with",
+                ss::kInvalidAuthorization);
+  }
+  auto ok = tls->verify_peer(*trust, cn);
+  if (!ok) {
+    return fail(Errc::Auth, ok.error().message, ss::kInvalidAuthorization);
+  }
+  return {};
 }
 
 Result<void> ClientSession::start_auth() {

@@ -151,6 +151,11 @@ std::size_t ClientSession::process(std::span<const std::byte> in) {
         continue;
       }
     }
+    if (state_ == ClientState::AwaitingStartup && used == 0 && stream_.tls() == nullptr &&
+        in[0] == std::byte{0x16}) {  // a TLS handshake record, where a length word belongs
+      start_direct_tls(in);
+      return in.size();
+    }
     const auto phase =
         state_ == ClientState::AwaitingStartup ? wire::Phase::Startup : wire::Phase::Regular;
     auto frame = wire::peek_frame(in.subspan(used), phase, max_size);
@@ -171,7 +176,9 @@ std::size_t ClientSession::process(std::span<const std::byte> in) {
     Result<void> ok;
     bool consumed = true;
     switch (state_) {
-      case ClientState::AwaitingStartup: ok = handle_startup(f); break;
+      case ClientState::AwaitingStartup:
+        ok = handle_startup(f, in.size() - used - f.size_on_wire);
+        break;
       case ClientState::Authenticating: ok = handle_auth(f); break;
       case ClientState::Idle: handle_idle_frame(f, consumed); break;
       case ClientState::WaitingForParams:
@@ -721,7 +728,13 @@ void ClientSession::close_with_error(std::string_view sqlstate, const std::strin
 
 void ClientSession::on_eof() { begin_close("client disconnected"); }
 
-void ClientSession::on_error(const Error& error) { begin_close(error.message); }
+void ClientSession::on_error(const Error& error) {
+  if (stream_.tls() != nullptr && !stream_.tls()->handshake_done()) {
+    // A failed handshake is a configuration matter (CA, protocols) the operator must see.
+    spdlog::info("client {} {}: {}", id_, peer(), error.message);
+  }
+  begin_close(error.message);
+}
 
 void ClientSession::write(std::span<const std::byte> bytes) {
   host_.counters().bytes_out += bytes.size();

@@ -56,6 +56,7 @@ class ClientSession final : public net::Deletable,
   std::uint32_t slot() const { return slot_; }
   ClientState state() const { return state_; }
   std::string peer() const { return stream_.peer(); }
+  const net::TlsSession* tls() const { return stream_.tls(); }  // null in plaintext
   std::string_view user() const;
   std::string_view database() const;
   std::uint8_t pins() const { return pins_; }
@@ -92,6 +93,7 @@ class ClientSession final : public net::Deletable,
   void on_eof() override;
   void on_error(const Error& error) override;
   void on_write_drained() override;
+  void on_tls_ready() override;
   // backend::BackendListener
   void on_backend_writable() override;
   bool on_plan_changed() override;
@@ -125,7 +127,12 @@ class ClientSession final : public net::Deletable,
   std::size_t answer_prepare_without_backend(std::span<const std::byte> in);
 
   // Startup and authentication.
-  Result<void> handle_startup(const wire::Frame& frame);
+  // `trailing`: bytes the client sent after this packet (none may follow an SSLRequest).
+  Result<void> handle_startup(const wire::Frame& frame, std::size_t trailing);
+  Result<void> answer_ssl_request(std::size_t trailing);
+  void start_direct_tls(std::span<const std::byte> client_hello);
+  Result<void> check_client_tls(const config::Config& cfg);
+  Result<void> verify_client_certificate(std::string_view cn) const;
   Result<void> start_auth();
   Result<config::AuthMethod> auth_method() const;
   Result<void> handle_auth(const wire::Frame& frame);
@@ -232,6 +239,7 @@ class ClientSession final : public net::Deletable,
   config::PoolMode mode_ = config::PoolMode::Transaction;
   std::uint8_t pins_ = 0;
   std::uint8_t pending_unpins_ = 0;
+  bool direct_tls_ = false;          // TLS from the first byte (PostgreSQL 17), not after SSLRequest
   bool skip_until_sync_ = false;     // no backend: answer Sync with ReadyForQuery only
   bool discard_until_sync_ = false;  // linked: pgmux answered an error; drop until Sync
   bool settings_failed_ = false;

@@ -19,6 +19,7 @@
 #include "pooler/client/prepared_registry.h"
 #include "pooler/config/config.h"
 #include "pooler/net/loop.h"
+#include "pooler/net/tls_context.h"
 #include "pooler/wire/scram.h"
 #include "pooler/wire/write_buffer.h"
 
@@ -156,6 +157,11 @@ class SessionHost {
   virtual void route_cancel(std::int32_t pid, std::int32_t secret) = 0;
   // The pid of a client's cancel key: the worker index in bits 24..30, its slot below.
   virtual std::int32_t cancel_pid_for(const ClientSession& session) const = 0;
+  // The TLS contexts of the current configuration; none by default (tests' hosts).
+  virtual const net::TlsSetup& tls() const {
+    static const net::TlsSetup none;
+    return none;
+  }
   // The session has closed its socket; the host defers its deletion.
   virtual void on_client_closed(ClientSession& session) = 0;
   // Scratch output buffer shared by the worker's sessions (cleared by the user).

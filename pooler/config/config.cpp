@@ -218,6 +218,18 @@ std::string_view to_string(LogFormat format) {
   return "unknown";
 }
 
+std::string_view to_string(SslMode mode) {
+  switch (mode) {
+    case SslMode::Disable: return "disable";
+    case SslMode::Allow: return "allow";
+    case SslMode::Prefer: return "prefer";
+    case SslMode::Require: return "require";
+    case SslMode::VerifyCa: return "verify-ca";
+    case SslMode::VerifyFull: return "verify-full";
+  }
+  return "unknown";
+}
+
 std::string_view to_string(PasswordKind kind) {
   switch (kind) {
     case PasswordKind::Plain: return "plaintext";

@@ -33,6 +33,8 @@ struct HostPort {
 enum class PoolMode : std::uint8_t { Session, Transaction, Statement };
 enum class AuthMethod : std::uint8_t { ScramSha256, Md5, Trust };
 enum class LogFormat : std::uint8_t { Text, Json };
+// libpq's sslmode words, used for both sides of pgmux.
+enum class SslMode : std::uint8_t { Disable, Allow, Prefer, Require, VerifyCa, VerifyFull };
 
 // How UserConfig::password is stored, told apart the way PostgreSQL does it.
 enum class PasswordKind : std::uint8_t {
@@ -44,6 +46,7 @@ enum class PasswordKind : std::uint8_t {
 std::string_view to_string(PoolMode mode);
 std::string_view to_string(AuthMethod method);
 std::string_view to_string(LogFormat format);
+std::string_view to_string(SslMode mode);
 std::string_view to_string(PasswordKind kind);
 
 // The kind of a stored password. A string that starts like an md5 hash or a SCRAM
@@ -60,6 +63,28 @@ struct Timeouts {
   Millis server_connect_timeout{15'000};   // connect + authenticate to PostgreSQL
   Millis server_lifetime{3'600'000};       // close a backend older than this when released
   Millis server_idle_timeout{600'000};     // close a backend idle in the pool for this long
+};
+
+// TLS toward clients and toward PostgreSQL (issue 7; the names are PgBouncer's). Set in
+// [pgmux]; a database may override each key except the client handshake's certificate,
+// key, protocols and ciphers: the handshake happens before the client names its database.
+struct TlsConfig {
+  // Clients. allow/prefer: TLS when the client asks; require: plaintext refused;
+  // verify-ca: also a client certificate signed by client_ca_file; verify-full: also its
+  // CN equal to the user name.
+  SslMode client_sslmode = SslMode::Disable;
+  std::string client_cert_file;
+  std::string client_key_file;
+  std::string client_ca_file;
+  std::uint16_t client_min_protocol = 0x0303;  // TLS 1.2, as on the wire
+  std::uint16_t client_max_protocol = 0x0304;  // TLS 1.3
+  std::string client_ciphers = "HIGH:!aNULL:!MD5:!3DES:!RC4";  // TLS 1.2 (OpenSSL syntax)
+  // PostgreSQL, as libpq's sslmode: allow/prefer fall back to plaintext, require does not,
+  // verify-ca checks the certificate against server_ca_file, verify-full also the host name.
+  SslMode server_sslmode = SslMode::Disable;
+  std::string server_ca_file;
+  std::string server_cert_file;  // optional client certificate pgmux presents
+  std::string server_key_file;
 };
 
 struct GeneralConfig {
@@ -91,6 +116,7 @@ struct GeneralConfig {
   // systemd Type=notify: READY=1 only once every database's configured primary answers
   // (false: as soon as the listeners are bound).
   bool wait_for_primary = false;
+  TlsConfig tls;
 };
 
 // [index_advice]: queries that lack an index, judged off the query path (issue 5).
@@ -148,6 +174,7 @@ struct DatabaseConfig {
   RoutingConfig routing;
   std::optional<std::string> auth_user;     // [pgmux]'s unless set here
   std::string auth_query;                   // [pgmux]'s unless set here
+  TlsConfig tls;                            // [pgmux] values unless overridden here
 };
 
 struct UserConfig {

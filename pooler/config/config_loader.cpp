@@ -53,6 +53,14 @@ constexpr std::array<Choice<LogFormat>, 2> kLogFormats{{
     {"text", LogFormat::Text},
     {"json", LogFormat::Json},
 }};
+constexpr std::array<Choice<SslMode>, 6> kSslModes{{
+    {"disable", SslMode::Disable},
+    {"allow", SslMode::Allow},
+    {"prefer", SslMode::Prefer},
+    {"require", SslMode::Require},
+    {"verify-ca", SslMode::VerifyCa},
+    {"verify-full", SslMode::VerifyFull},
+}};
 // spdlog's level names.
 constexpr std::array<Choice<std::string_view>, 7> kLogLevels{{
     {"trace", "trace"},
@@ -458,6 +466,138 @@ void read_timeouts(TableReader& in, Timeouts& out) {
   }
 }
 
+// "secure" (TLS 1.2 and 1.3, the default), "all" (1.0 to 1.3), or a list of versions
+// ("tlsv1.2,tlsv1.3"); the result is the range from the lowest to the highest named.
+std::optional<std::pair<std::uint16_t, std::uint16_t>> parse_protocols(std::string_view text) {
+  static constexpr std::pair<std::string_view, std::uint16_t> kVersions[] = {
+      {"tlsv1", 0x0301},   {"tlsv1.0", 0x0301}, {"tlsv1.1", 0x0302},
+      {"tlsv1.2", 0x0303}, {"tlsv1.3", 0x0304}};
+  if (text == "secure") {
+    return std::pair<std::uint16_t, std::uint16_t>{0x0303, 0x0304};
+  }
+  if (text == "all") {
+    return std::pair<std::uint16_t, std::uint16_t>{0x0301, 0x0304};
+  }
+  std::uint16_t low = 0xffff;
+  std::uint16_t high = 0;
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    std::size_t end = text.find_first_of(", ", pos);
+    if (end == std::string_view::npos) {
+      end = text.size();
+    }
+    const std::string_view word = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (word.empty()) {
+      continue;
+    }
+    const auto* found = std::ranges::find_if(kVersions, [&](const auto& v) { return v.first == word; });
+    if (found == std::end(kVersions)) {
+      return std::nullopt;
+    }
+    low = std::min(low, found->second);
+    high = std::max(high, found->second);
+  }
+  if (high == 0) {
+    return std::nullopt;
+  }
+  return std::pair{low, high};
+}
+
+// The TLS keys of [pgmux] (`general` = true) or of a database, over `out`'s current values.
+// client_tls_mode / server_tls_mode are accepted as other names of the sslmode keys.
+void read_tls(TableReader& in, TlsConfig& out, bool general, Diagnostics& diag) {
+  auto mode = [&](std::string_view key, std::string_view alias, SslMode& field) {
+    if (in.has(key) && in.has(alias)) {
+      diag.error(in.source_of(alias), fmt::format("give '{}' or '{}', not both", key, alias));
+    }
+    if (auto v = in.choice(key, kSslModes)) {
+      field = *v;
+    }
+    if (auto v = in.choice(alias, kSslModes)) {
+      field = *v;
+    }
+  };
+  mode("client_tls_sslmode", "client_tls_mode", out.client_sslmode);
+  mode("server_tls_sslmode", "server_tls_mode", out.server_sslmode);
+  const std::pair<std::string_view, std::string TlsConfig::*> files[] = {
+      {"client_tls_ca_file", &TlsConfig::client_ca_file},
+      {"server_tls_ca_file", &TlsConfig::server_ca_file},
+      {"server_tls_cert_file", &TlsConfig::server_cert_file},
+      {"server_tls_key_file", &TlsConfig::server_key_file},
+      {"client_tls_cert_file", &TlsConfig::client_cert_file},
+      {"client_tls_key_file", &TlsConfig::client_key_file},
+      {"client_tls_ciphers", &TlsConfig::client_ciphers}};
+  for (const auto& [key, member] : files) {
+    const bool handshake_only = key == "client_tls_cert_file" || key == "client_tls_key_file" ||
+                                key == "client_tls_ciphers";
+    if (!general && handshake_only && in.has(key)) {
+      in.get(key);
+      diag.error(in.source_of(key),
+                 fmt::format("'{}' can be set only in [pgmux]: the TLS handshake happens before "
+                             "the client names its database",
+                             key));
+      continue;
+    }
+    if (auto v = in.string(key)) {
+      out.*member = std::move(*v);
+    }
+  }
+  if (!general && in.has("client_tls_protocols")) {
+    in.get("client_tls_protocols");
+    diag.error(in.source_of("client_tls_protocols"),
+               "'client_tls_protocols' can be set only in [pgmux]: the TLS handshake happens "
+               "before the client names its database");
+  } else if (auto text = in.string("client_tls_protocols")) {
+    if (auto range = parse_protocols(*text)) {
+      out.client_min_protocol = range->first;
+      out.client_max_protocol = range->second;
+    } else {
+      diag.error(in.source_of("client_tls_protocols"),
+                 fmt::format("'client_tls_protocols' must be \"secure\", \"all\" or a list of "
+                             "tlsv1.0, tlsv1.1, tlsv1.2, tlsv1.3; got '{}'",
+                             *text));
+    }
+  }
+}
+
+// Cross-key checks of the TLS settings in effect for [pgmux] or for one database.
+void check_tls(TableReader& in, const TlsConfig& tls, const TlsConfig& general, Diagnostics& diag) {
+  auto where = [&](std::string_view key, std::string_view alias) -> const toml::source_region& {
+    return in.source_of(in.has(alias) ? alias : key);
+  };
+  const bool client_mode_here = in.has("client_tls_sslmode") || in.has("client_tls_mode");
+  if (client_mode_here && tls.client_sslmode != SslMode::Disable &&
+      (general.client_cert_file.empty() || general.client_key_file.empty())) {
+    diag.error(where("client_tls_sslmode", "client_tls_mode"),
+               fmt::format("client_tls_sslmode = \"{}\" needs 'client_tls_cert_file' and "
+                           "'client_tls_key_file' in [pgmux]",
+                           to_string(tls.client_sslmode)));
+  }
+  if (client_mode_here && tls.client_sslmode >= SslMode::VerifyCa && tls.client_ca_file.empty()) {
+    diag.error(where("client_tls_sslmode", "client_tls_mode"),
+               fmt::format("client_tls_sslmode = \"{}\" needs 'client_tls_ca_file'",
+                           to_string(tls.client_sslmode)));
+  }
+  const bool server_mode_here = in.has("server_tls_sslmode") || in.has("server_tls_mode");
+  if (server_mode_here && tls.server_sslmode >= SslMode::VerifyCa && tls.server_ca_file.empty()) {
+    diag.error(where("server_tls_sslmode", "server_tls_mode"),
+               fmt::format("server_tls_sslmode = \"{}\" needs 'server_tls_ca_file'",
+                           to_string(tls.server_sslmode)));
+  }
+  if (in.has("server_tls_cert_file") != in.has("server_tls_key_file") &&
+      tls.server_cert_file.empty() != tls.server_key_file.empty()) {
+    diag.error(in.source_of(in.has("server_tls_cert_file") ? "server_tls_cert_file"
+                                                           : "server_tls_key_file"),
+               "'server_tls_cert_file' and 'server_tls_key_file' go together");
+  }
+  if (&tls == &general && in.has("client_tls_cert_file") != in.has("client_tls_key_file")) {
+    diag.error(in.source_of(in.has("client_tls_cert_file") ? "client_tls_cert_file"
+                                                           : "client_tls_key_file"),
+               "'client_tls_cert_file' and 'client_tls_key_file' go together");
+  }
+}
+
 void read_general(const toml::table& table, GeneralConfig& out, Diagnostics& diag) {
   TableReader in(table, "[pgmux]", diag);
   if (auto listen = in.addresses("listen", /*allow_empty=*/false)) {
@@ -532,6 +672,8 @@ void read_general(const toml::table& table, GeneralConfig& out, Diagnostics& dia
   if (auto wait = in.boolean("wait_for_primary")) {
     out.wait_for_primary = *wait;
   }
+  read_tls(in, out.tls, /*general=*/true, diag);
+  check_tls(in, out.tls, out.tls, diag);
   in.report_unknown_keys();
 }
 
@@ -760,12 +902,13 @@ void read_routing(TableReader& in, DatabaseConfig& db, Diagnostics& diag) {
 }
 
 DatabaseConfig read_database(std::string_view name, const toml::table& table,
-                             const Timeouts& defaults, Diagnostics& diag) {
+                             const GeneralConfig& general, Diagnostics& diag) {
   TableReader in(table, section_name("databases", name), diag);
   DatabaseConfig db;
   db.name = name;
   db.dbname = name;
-  db.timeouts = defaults;
+  db.timeouts = general.timeouts;
+  db.tls = general.tls;
   if (auto dbname = in.string("dbname")) {
     db.dbname = std::move(*dbname);
   }
@@ -813,6 +956,8 @@ DatabaseConfig read_database(std::string_view name, const toml::table& table,
   }
   read_timeouts(in, db.timeouts);
   read_routing(in, db, diag);
+  read_tls(in, db.tls, /*general=*/false, diag);
+  check_tls(in, db.tls, general.tls, diag);
   in.report_unknown_keys();
   return db;
 }
@@ -912,7 +1057,7 @@ Result<Config> read_config(const toml::table& root, std::string_view source_name
     read_hba(*hba, config.hba, diag);
   }
 
-  // [pgmux] first: databases inherit its timeouts wherever it sits in the file.
+  // [pgmux] first: databases inherit its timeouts and TLS wherever it sits in the file.
   if (general != nullptr) {
     read_general(*general, config.general, diag);
   }
@@ -920,7 +1065,7 @@ Result<Config> read_config(const toml::table& root, std::string_view source_name
     read_entries(*databases, "databases", "database", diag,
                  [&](std::string_view name, const toml::table& table) {
                    config.databases.emplace(
-                       name, read_database(name, table, config.general.timeouts, diag));
+                       name, read_database(name, table, config.general, diag));
                  });
   }
   if (users != nullptr) {

@@ -156,8 +156,13 @@ void TcpStream::start_reading() {
 
 void TcpStream::on_read(long nread) {
   if (nread > 0) {
-    events_.on_read(std::span(reinterpret_cast<const std::byte*>(loop_.read_buffer()),
-                              static_cast<std::size_t>(nread)));
+    const std::span bytes(reinterpret_cast<const std::byte*>(loop_.read_buffer()),
+                          static_cast<std::size_t>(nread));
+    if (tls_ != nullptr) {
+      on_tls_read(bytes);
+    } else {
+      events_.on_read(bytes);
+    }
   } else if (nread == UV_EOF) {
     events_.on_eof();
   } else if (nread < 0) {
@@ -176,6 +181,24 @@ void TcpStream::pause_reading() {
 void TcpStream::resume_reading() { start_reading(); }
 
 void TcpStream::write(std::span<const std::byte> bytes) {
+  if (tls_ != nullptr) {
+    if (block_ == nullptr || bytes.empty()) {
+      return;
+    }
+    if (!tls_->handshake_done()) {
+      tls_held_.insert(tls_held_.end(), bytes.begin(), bytes.end());
+      return;
+    }
+    if (auto ok = tls_->write(bytes); !ok) {
+      return;  // as a broken socket below: the read side reports the failure
+    }
+    flush_tls();
+    return;
+  }
+  write_raw(bytes);
+}
+
+void TcpStream::write_raw(std::span<const std::byte> bytes) {
   if (block_ == nullptr || bytes.empty()) {
     return;
   }
@@ -238,9 +261,87 @@ void TcpStream::on_write_done(std::size_t bytes, int status) {
   }
 }
 
+void TcpStream::start_tls(std::unique_ptr<TlsSession> tls, std::span<const std::byte> received) {
+  POOLER_CHECK(tls_ == nullptr, "TLS started twice");
+  tls_ = std::move(tls);
+  tls_->feed(received);
+  // A client speaks first; a server only answers what was received.
+  if (auto done = tls_->handshake(); !done) {
+    flush_tls();  // the alert
+    events_.on_error(done.error());
+    return;
+  }
+  flush_tls();
+}
+
+bool TcpStream::flush_tls() {
+  if (block_ == nullptr) {
+    return false;
+  }
+  const auto out = tls_->output();
+  if (!out.empty()) {
+    write_raw(out);
+    tls_->consume_output();
+  }
+  return block_ != nullptr;
+}
+
+void TcpStream::on_tls_read(std::span<const std::byte> ciphertext) {
+  tls_->feed(ciphertext);
+  if (!tls_->handshake_done()) {
+    auto done = tls_->handshake();
+    if (!flush_tls()) {
+      return;
+    }
+    if (!done) {
+      events_.on_error(done.error());
+      return;
+    }
+    if (!*done) {
+      return;
+    }
+    if (!tls_held_.empty()) {
+      std::vector<std::byte> held = std::move(tls_held_);
+      tls_held_.clear();
+      if (auto ok = tls_->write(held); ok) {
+        flush_tls();
+      }
+    }
+    events_.on_tls_ready();
+  }
+  // Decrypted bytes go out in chunks as large as the plain path's reads, so that a
+  // session makes as few writes for them. One buffer per thread: reads never nest.
+  static thread_local std::unique_ptr<std::byte[]> plain(new std::byte[Loop::kReadBufferSize]);
+  while (block_ != nullptr) {
+    auto got = tls_->read(std::span(plain.get(), Loop::kReadBufferSize));
+    if (!got) {
+      flush_tls();
+      events_.on_error(got.error());
+      return;
+    }
+    if (got->size > 0) {
+      events_.on_read(std::span(plain.get(), got->size));
+    }
+    if (got->closed && block_ != nullptr) {
+      events_.on_eof();
+      return;
+    }
+    if (got->size < Loop::kReadBufferSize) {
+      break;
+    }
+  }
+  // TLS 1.3 may answer on its own (a KeyUpdate).
+  flush_tls();
+}
+
 void TcpStream::close() {
   if (block_ == nullptr) {
     return;
+  }
+  if (tls_ != nullptr) {
+    // close_notify, best effort: the peer learns the end was deliberate.
+    tls_->shutdown();
+    flush_tls();
   }
   block_->owner = nullptr;
   uv_close(block_->handle(), [](uv_handle_t* h) {

@@ -7,9 +7,11 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "pooler/base/result.h"
 #include "pooler/net/loop.h"
+#include "pooler/net/tls_session.h"
 #include "pooler/net/transport.h"
 
 struct uv_stream_s;
@@ -40,6 +42,13 @@ class TcpStream final : public Transport {
   void resume_reading() override;
   void close() override;
 
+  // Switches the stream to TLS from the next byte on: reads are decrypted, writes encrypted
+  // (held until the handshake ends). `received` is ciphertext already read (a direct TLS
+  // ClientHello). A client-side session sends its ClientHello at once. on_tls_ready()
+  // follows the handshake, or on_error().
+  void start_tls(std::unique_ptr<TlsSession> tls, std::span<const std::byte> received = {});
+  const TlsSession* tls() const { return tls_.get(); }
+
   bool is_open() const { return block_ != nullptr; }
   bool reading() const { return reading_; }
   std::string peer() const;  // "ip:port", or "unix" for Unix sockets
@@ -53,6 +62,9 @@ class TcpStream final : public Transport {
   void start_reading();
   void on_read(long nread);
   void on_write_done(std::size_t bytes, int status);
+  void write_raw(std::span<const std::byte> bytes);
+  void on_tls_read(std::span<const std::byte> ciphertext);
+  bool flush_tls();  // false when the stream closed meanwhile
 
   Loop& loop_;
   StreamEvents& events_;
@@ -61,6 +73,9 @@ class TcpStream final : public Transport {
   bool reading_ = false;
   bool want_read_ = false;
   bool above_high_water_ = false;
+  // Null for plaintext streams: their data path pays one pointer test per read and write.
+  std::unique_ptr<TlsSession> tls_;
+  std::vector<std::byte> tls_held_;  // plaintext written before the handshake ended
 };
 
 // Applies TCP_NODELAY and keepalive to a connected TCP socket.

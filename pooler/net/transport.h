@@ -19,6 +19,7 @@ class StreamEvents {
   virtual void on_eof() = 0;
   virtual void on_error(const Error& error) = 0;  // the stream is unusable; close() follows
   virtual void on_write_drained() {}              // queued bytes fell below the low-water mark
+  virtual void on_tls_ready() {}                  // the TLS handshake started by start_tls finished
 
  protected:
   ~StreamEvents() = default;

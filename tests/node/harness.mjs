@@ -126,6 +126,7 @@ class Environment {
     // TOML appended to pgmux's config (more tables, e.g. [index_advice]): a string, or a
     // function of this environment (called once workDir exists, for paths inside it).
     this.extraConfig = options.extraConfig ?? ''
+    this.pgmuxExtra = options.pgmuxExtra || '' // more [pgmux] lines (TOML)
     this.workDir = null
     this.clusterDir = null
     this.cluster = null // parsed cluster.env
@@ -264,6 +265,7 @@ workers = 1
 log_level = "${process.env.PGMUX_NODE_LOG_LEVEL || 'info'}"
 shutdown_timeout = 2
 stats_period = 0
+${this.pgmuxExtra}
 
 [databases.app]
 primary = "127.0.0.1:${this.cluster.PRIMARY_PORT}"
@@ -420,7 +422,8 @@ ${typeof this.extraConfig === 'function' ? this.extraConfig(this) : this.extraCo
 
 // Registers before()/after() hooks that start and stop an environment for the calling
 // test file, and returns it (its fields are set once before() has run). Options:
-// `replica` (a streaming replica too), `extraConfig` (TOML appended to pgmux's config).
+// `replica` (a streaming replica too), `extraConfig` (TOML appended to pgmux's config),
+// `pgmuxExtra` (lines added to [pgmux]).
 export function useEnvironment(options = {}) {
   const env = new Environment(options)
   before(() => env.start(), { timeout: 180_000 })

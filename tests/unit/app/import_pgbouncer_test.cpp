@@ -169,6 +169,36 @@ TEST(ImportPgbouncer, DefaultsArePgbouncersNotPgmuxs) {
   EXPECT_TRUE(mentions(imported->not_carried_over, "no userlist.txt"));
 }
 
+// The TLS keys have the same names in pgmux and are carried over; PgBouncer's default
+// toward servers (prefer) is written out, since pgmux's is disable.
+TEST(ImportPgbouncer, TlsKeysCarriedOver) {
+  auto imported = import_pgbouncer(
+      "[pgbouncer]\nclient_tls_sslmode = require\nclient_tls_cert_file = /etc/pgb/server.crt\n"
+      "client_tls_key_file = /etc/pgb/server.key\nclient_tls_ca_file = /etc/pgb/ca.crt\n"
+      "client_tls_protocols = tlsv1.2,tlsv1.3\nclient_tls_ciphers = fast\n"
+      "[databases]\nappdb = host=127.0.0.1\n",
+      std::nullopt);
+  ASSERT_TRUE(imported) << imported.error().message;
+  auto config = pooler::config::load_config_string(imported->toml, "imported.toml");
+  ASSERT_TRUE(config) << config.error().message << "\n" << imported->toml;
+  const auto& tls = config->general.tls;
+  EXPECT_EQ(tls.client_sslmode, pooler::config::SslMode::Require);
+  EXPECT_EQ(tls.client_cert_file, "/etc/pgb/server.crt");
+  EXPECT_EQ(tls.client_key_file, "/etc/pgb/server.key");
+  EXPECT_EQ(tls.client_ca_file, "/etc/pgb/ca.crt");
+  EXPECT_EQ(tls.client_min_protocol, 0x0303);
+  EXPECT_EQ(tls.server_sslmode, pooler::config::SslMode::Prefer);
+  EXPECT_TRUE(mentions(imported->not_carried_over, "client_tls_ciphers"));
+
+  auto explicit_off = import_pgbouncer(
+      "[pgbouncer]\nserver_tls_sslmode = disable\n[databases]\nappdb = host=127.0.0.1\n",
+      std::nullopt);
+  ASSERT_TRUE(explicit_off);
+  auto off = pooler::config::load_config_string(explicit_off->toml, "imported.toml");
+  ASSERT_TRUE(off) << off.error().message;
+  EXPECT_EQ(off->general.tls.server_sslmode, pooler::config::SslMode::Disable);
+}
+
 TEST(ImportPgbouncer, TrustAndSeveralListenAddresses) {
   constexpr std::string_view ini = R"([pgbouncer]
 listen_addr = 127.0.0.1, ::1

@@ -216,6 +216,11 @@ TEST(ConfigLoaderTest, ExampleFileLoads) {
   EXPECT_EQ(g.stats_period, d.stats_period);
   EXPECT_EQ(g.wait_for_primary, d.wait_for_primary);
   expect_same_timeouts(g.timeouts, d.timeouts);
+  EXPECT_EQ(g.tls.client_sslmode, d.tls.client_sslmode);
+  EXPECT_EQ(g.tls.client_min_protocol, d.tls.client_min_protocol);
+  EXPECT_EQ(g.tls.client_max_protocol, d.tls.client_max_protocol);
+  EXPECT_EQ(g.tls.client_ciphers, d.tls.client_ciphers);
+  EXPECT_EQ(g.tls.server_sslmode, d.tls.server_sslmode);
 
   const DatabaseConfig& db = example->databases.at("app");
   const DatabaseConfig& dd = defaults->databases.at("app");
@@ -646,6 +651,109 @@ TEST(ConfigTest, EnumNames) {
   EXPECT_EQ(to_string(AuthMethod::Trust), "trust");
   EXPECT_EQ(to_string(LogFormat::Json), "json");
   EXPECT_EQ(to_string(PasswordKind::Md5), "md5");
+}
+
+// ---- TLS (issue 7) ----
+
+// Off by default on both sides, TLS 1.2+ for clients.
+TEST(ConfigLoaderTlsTest, Defaults) {
+  auto config = load(kDatabase);
+  ASSERT_TRUE(config) << config.error().message;
+  const TlsConfig& tls = config->general.tls;
+  EXPECT_EQ(tls.client_sslmode, SslMode::Disable);
+  EXPECT_EQ(tls.server_sslmode, SslMode::Disable);
+  EXPECT_EQ(tls.client_min_protocol, 0x0303);
+  EXPECT_EQ(tls.client_max_protocol, 0x0304);
+  EXPECT_FALSE(tls.client_ciphers.empty());
+  EXPECT_EQ(config->databases.at("app").tls.client_sslmode, SslMode::Disable);
+}
+
+// Every key read; a database inherits [pgmux]'s and overrides what it names.
+TEST(ConfigLoaderTlsTest, KeysAndPerDatabaseOverride) {
+  constexpr std::string_view kText = R"([pgmux]
+client_tls_sslmode = "prefer"
+client_tls_cert_file = "/etc/pgmux/server.crt"
+client_tls_key_file = "/etc/pgmux/server.key"
+client_tls_ca_file = "/etc/pgmux/clients-ca.crt"
+client_tls_protocols = "tlsv1.3"
+client_tls_ciphers = "HIGH"
+server_tls_sslmode = "verify-full"
+server_tls_ca_file = "/etc/pgmux/pg-ca.crt"
+server_tls_cert_file = "/etc/pgmux/pgmux.crt"
+server_tls_key_file = "/etc/pgmux/pgmux.key"
+
+[databases.app]
+primary = "127.0.0.1:5432"
+
+[databases.secure]
+primary = "127.0.0.1:5432"
+client_tls_sslmode = "verify-ca"
+client_tls_ca_file = "/etc/pgmux/other-ca.crt"
+server_tls_mode = "require"
+)";
+  auto config = load(kText);
+  ASSERT_TRUE(config) << config.error().message;
+  const TlsConfig& g = config->general.tls;
+  EXPECT_EQ(g.client_sslmode, SslMode::Prefer);
+  EXPECT_EQ(g.client_cert_file, "/etc/pgmux/server.crt");
+  EXPECT_EQ(g.client_key_file, "/etc/pgmux/server.key");
+  EXPECT_EQ(g.client_ca_file, "/etc/pgmux/clients-ca.crt");
+  EXPECT_EQ(g.client_min_protocol, 0x0304);
+  EXPECT_EQ(g.client_max_protocol, 0x0304);
+  EXPECT_EQ(g.client_ciphers, "HIGH");
+  EXPECT_EQ(g.server_sslmode, SslMode::VerifyFull);
+  EXPECT_EQ(g.server_ca_file, "/etc/pgmux/pg-ca.crt");
+  EXPECT_EQ(g.server_cert_file, "/etc/pgmux/pgmux.crt");
+  EXPECT_EQ(g.server_key_file, "/etc/pgmux/pgmux.key");
+  const TlsConfig& app = config->databases.at("app").tls;
+  EXPECT_EQ(app.client_sslmode, SslMode::Prefer);
+  EXPECT_EQ(app.server_sslmode, SslMode::VerifyFull);
+  const TlsConfig& secure = config->databases.at("secure").tls;
+  EXPECT_EQ(secure.client_sslmode, SslMode::VerifyCa);
+  EXPECT_EQ(secure.client_ca_file, "/etc/pgmux/other-ca.crt");
+  EXPECT_EQ(secure.server_sslmode, SslMode::Require);  // through the alias
+  EXPECT_EQ(secure.server_ca_file, "/etc/pgmux/pg-ca.crt");
+}
+
+// Mistakes that would otherwise surface only as failed connections.
+TEST(ConfigLoaderTlsTest, Errors) {
+  EXPECT_EQ(error_of(with_database("[pgmux]\nclient_tls_sslmode = \"required\"\n")),
+            "pgmux.toml:2:22: 'client_tls_sslmode' must be one of disable, allow, prefer, "
+            "require, verify-ca, verify-full; got 'required'");
+  EXPECT_EQ(error_of(with_database("[pgmux]\nclient_tls_sslmode = \"require\"\n")),
+            "pgmux.toml:2:22: client_tls_sslmode = \"require\" needs 'client_tls_cert_file' and "
+            "'client_tls_key_file' in [pgmux]");
+  EXPECT_EQ(error_of(with_database("[pgmux]\nclient_tls_cert_file = \"/c\"\nclient_tls_key_file = "
+                                   "\"/k\"\nclient_tls_sslmode = \"verify-ca\"\n")),
+            "pgmux.toml:4:22: client_tls_sslmode = \"verify-ca\" needs 'client_tls_ca_file'");
+  EXPECT_EQ(error_of(with_database("[pgmux]\nserver_tls_sslmode = \"verify-full\"\n")),
+            "pgmux.toml:2:22: server_tls_sslmode = \"verify-full\" needs 'server_tls_ca_file'");
+  EXPECT_EQ(error_of(with_database("[pgmux]\nserver_tls_cert_file = \"/c\"\n")),
+            "pgmux.toml:2:24: 'server_tls_cert_file' and 'server_tls_key_file' go together");
+  EXPECT_EQ(error_of(with_database("[pgmux]\nclient_tls_protocols = \"sslv3\"\n")),
+            "pgmux.toml:2:24: 'client_tls_protocols' must be \"secure\", \"all\" or a list of "
+            "tlsv1.0, tlsv1.1, tlsv1.2, tlsv1.3; got 'sslv3'");
+  EXPECT_EQ(error_of(with_database(
+                "[pgmux]\nserver_tls_sslmode = \"disable\"\nserver_tls_mode = \"require\"\n")),
+            "pgmux.toml:3:19: give 'server_tls_sslmode' or 'server_tls_mode', not both");
+  EXPECT_EQ(error_of(std::string(kDatabase) + "client_tls_cert_file = \"/c\"\n"),
+            "pgmux.toml:3:24: 'client_tls_cert_file' can be set only in [pgmux]: the TLS "
+            "handshake happens before the client names its database");
+}
+
+// The protocol list takes the range from the lowest to the highest version named.
+TEST(ConfigLoaderTlsTest, ProtocolRanges) {
+  auto range = [](std::string_view text) {
+    auto config = load(with_database("[pgmux]\nclient_tls_protocols = \"" + std::string(text) + "\"\n"));
+    EXPECT_TRUE(config) << config.error().message;
+    return config ? std::pair{config->general.tls.client_min_protocol,
+                              config->general.tls.client_max_protocol}
+                  : std::pair<std::uint16_t, std::uint16_t>{};
+  };
+  EXPECT_EQ(range("secure"), (std::pair<std::uint16_t, std::uint16_t>{0x0303, 0x0304}));
+  EXPECT_EQ(range("all"), (std::pair<std::uint16_t, std::uint16_t>{0x0301, 0x0304}));
+  EXPECT_EQ(range("tlsv1.2"), (std::pair<std::uint16_t, std::uint16_t>{0x0303, 0x0303}));
+  EXPECT_EQ(range("tlsv1.3, tlsv1.2"), (std::pair<std::uint16_t, std::uint16_t>{0x0303, 0x0304}));
 }
 
 }  // namespace
