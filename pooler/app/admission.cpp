@@ -26,15 +26,6 @@ std::string_view to_string(Refusal r) {
   return "?";
 }
 
-std::string_view address_of(std::string_view peer) {
-  if (peer.starts_with('[')) {
-    const auto close = peer.find(']');
-    return close == std::string_view::npos ? peer : peer.substr(1, close - 1);
-  }
-  const auto colon = peer.rfind(':');
-  return colon == std::string_view::npos ? peer : peer.substr(0, colon);
-}
-
 std::optional<Refusal> Admission::admit_address(std::string_view address,
                                                 const AdmissionLimits& limits,
                                                 std::uint64_t now_ms) {

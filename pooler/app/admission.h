@@ -65,7 +65,4 @@ class Admission {
   std::uint64_t admits_ = 0;
 };
 
-// "10.0.0.7:51234" -> "10.0.0.7", "[::1]:5" -> "::1", "unix" -> "unix".
-std::string_view address_of(std::string_view peer);
-
 }  // namespace pooler::app

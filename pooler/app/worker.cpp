@@ -73,11 +73,7 @@ std::vector<advice::ShapeRow> Worker::shapes() {
   if (!shape_stats_) {
     return {};
   }
-  const auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
-  return shape_stats_->snapshot(static_cast<std::int64_t>(wall) -
-                                static_cast<std::int64_t>(net::now_ms(loop_)));
+  return shape_stats_->snapshot(net::wall_offset_ms(loop_));
 }
 
 // Each worker loads its own contexts: nothing TLS is shared between threads. main() and
@@ -172,7 +168,7 @@ void Worker::on_connection(uv_stream_s* server) {
     return;
   }
   const std::string peer = raw->peer();
-  const std::string address(address_of(peer));
+  const std::string address(net::peer_address(peer));
   if (auto refused = app_.admission().admit_address(address, limits, net::now_ms(loop_))) {
     ++counters_.refused[static_cast<std::size_t>(*refused)];
     const auto& g = config_->general;
@@ -230,7 +226,7 @@ void Worker::lookup_user(client::ClientSession& session, const config::DatabaseC
 
 void Worker::note_login_failure(const client::ClientSession& session) {
   if (config_->general.max_login_failures_per_address > 0) {
-    app_.admission().note_login_failure(address_of(session.peer()), net::now_ms(loop_));
+    app_.admission().note_login_failure(net::peer_address(session.peer()), net::now_ms(loop_));
   }
 }
 

@@ -124,12 +124,8 @@ Result<config::AuthMethod> ClientSession::auth_method() const {
     return own;
   }
   const std::string peer_text = peer();
-  std::string_view ip = peer_text == "unix" ? std::string_view() : std::string_view(peer_text);
-  if (ip.starts_with('[')) {
-    ip = ip.substr(1, ip.find(']') - 1);
-  } else if (const auto colon = ip.rfind(':'); colon != std::string_view::npos) {
-    ip = ip.substr(0, colon);
-  }
+  // A Unix socket has no address: only address-less rules match it.
+  const std::string_view ip = peer_text == "unix" ? std::string_view() : net::peer_address(peer_text);
   const std::string where = "user \"" + login_->user + "\", database \"" + login_->database +
                             "\", address " + (ip.empty() ? std::string("unix socket") : std::string(ip));
   const config::HbaRule* rule = config::match_hba(config_->hba, login_->database, login_->user, ip);

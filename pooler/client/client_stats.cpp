@@ -4,8 +4,6 @@
 
 #include <fmt/format.h>
 
-#include <chrono>
-
 #include "pooler/base/log.h"
 #include "pooler/client/client_session.h"
 #include "pooler/net/timer.h"
@@ -53,13 +51,6 @@ bool read_bind_params(std::span<const std::byte> rest, advice::Sample& sample) {
   return in.ok();
 }
 
-std::int64_t wall_offset_ms(net::Loop& loop) {
-  const auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
-  return static_cast<std::int64_t>(wall) - static_cast<std::int64_t>(net::now_ms(loop));
-}
-
 }  // namespace
 
 std::uint32_t ClientSession::shape_slot(const parser::Analysis& analysis, std::uint64_t& key) {
@@ -83,7 +74,7 @@ advice::Sample ClientSession::make_sample(const advice::ShapeRow& row, std::stri
   s.worker = host_.worker_index();
   s.calls = row.calls;
   s.total_ns = row.total_ns;
-  const std::int64_t offset = wall_offset_ms(host_.loop());
+  const std::int64_t offset = net::wall_offset_ms(host_.loop());
   s.first_seen_ms =
       static_cast<std::uint64_t>(static_cast<std::int64_t>(row.first_seen_ms) + offset);
   s.last_seen_ms = static_cast<std::uint64_t>(static_cast<std::int64_t>(row.last_seen_ms) + offset);

@@ -351,6 +351,15 @@ void TcpStream::close() {
   reading_ = false;
 }
 
+std::string_view peer_address(std::string_view peer) {
+  if (peer.starts_with('[')) {
+    const auto close = peer.find(']');
+    return close == std::string_view::npos ? peer : peer.substr(1, close - 1);
+  }
+  const auto colon = peer.rfind(':');
+  return colon == std::string_view::npos ? peer : peer.substr(0, colon);
+}
+
 std::string TcpStream::peer() const {
   if (block_ == nullptr) {
     return "closed";

@@ -78,6 +78,10 @@ class TcpStream final : public Transport {
   std::vector<std::byte> tls_held_;  // plaintext written before the handshake ended
 };
 
+// The address part of a peer() string: "10.0.0.7:51234" -> "10.0.0.7", "[::1]:5" -> "::1",
+// "unix" -> "unix".
+std::string_view peer_address(std::string_view peer);
+
 // Applies TCP_NODELAY and keepalive to a connected TCP socket.
 void tune_socket(int fd);
 

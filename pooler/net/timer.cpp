@@ -2,6 +2,8 @@
 
 #include <uv.h>
 
+#include <chrono>
+
 namespace pooler::net {
 
 struct Timer::Block {
@@ -41,5 +43,12 @@ void Timer::unref() { uv_unref(reinterpret_cast<uv_handle_t*>(&block_->timer)); 
 std::uint64_t now_ms(Loop& loop) { return uv_now(loop.raw()); }
 
 std::uint64_t now_ns() { return uv_hrtime(); }
+
+std::int64_t wall_offset_ms(Loop& loop) {
+  const auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+  return static_cast<std::int64_t>(wall) - static_cast<std::int64_t>(now_ms(loop));
+}
 
 }  // namespace pooler::net

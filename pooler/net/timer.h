@@ -32,5 +32,7 @@ class Timer {
 std::uint64_t now_ms(Loop& loop);
 // Monotonic nanoseconds (a real clock read).
 std::uint64_t now_ns();
+// What to add to a now_ms(loop) instant to get wall-clock ms since the epoch.
+std::int64_t wall_offset_ms(Loop& loop);
 
 }  // namespace pooler::net

@@ -5,14 +5,15 @@
 
 #include "pooler/app/admission.h"
 #include "pooler/app/query_throttle.h"
+#include "pooler/net/tcp_stream.h"
 
 namespace pooler::app {
 namespace {
 
 TEST(Admission, AddressOfPeer) {
-  EXPECT_EQ(address_of("10.0.0.7:51234"), "10.0.0.7");
-  EXPECT_EQ(address_of("[::1]:5432"), "::1");
-  EXPECT_EQ(address_of("unix"), "unix");
+  EXPECT_EQ(net::peer_address("10.0.0.7:51234"), "10.0.0.7");
+  EXPECT_EQ(net::peer_address("[::1]:5432"), "::1");
+  EXPECT_EQ(net::peer_address("unix"), "unix");
 }
 
 TEST(Admission, ConnectionsRateAndFailuresPerAddress) {
