@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "parser/analyzer.h"
+#include "pooler/base/log.h"
 #include "router/index_advice.h"
 
 namespace pooler::advice {
@@ -48,14 +49,6 @@ PgResult exec_params(PGconn* conn, const std::string& sql, const std::vector<std
 bool ok(const PgResult& r) {
   const auto status = PQresultStatus(r.get());
   return status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK;
-}
-
-std::string first_line(const char* message) {
-  std::string m = message != nullptr ? message : "";
-  if (auto nl = m.find('\n'); nl != std::string::npos) {
-    m.resize(nl);
-  }
-  return m;
 }
 
 std::vector<std::string> split(std::string_view text, char sep) {
@@ -323,7 +316,7 @@ PGconn* IndexAdvisor::connection(const config::Config& config, const config::Dat
                           "pgmux-index-advisor", options.c_str(),   nullptr};
   side.conn = PQconnectdbParams(keys, values, 0);
   if (PQstatus(side.conn) != CONNECTION_OK) {
-    failed(first_line(PQerrorMessage(side.conn)));
+    failed(log::first_line(PQerrorMessage(side.conn)));
     side.close();
     return nullptr;
   }
@@ -360,7 +353,7 @@ void IndexAdvisor::judge(const Sample& sample, const config::Config& config,
       spdlog::warn(
           "index advisor: database {}: cannot plan queries of role {} ({}); grant that "
           "role to the advisor's user or set user in [index_advice]",
-          db.name, role, first_line(PQresultErrorMessage(r.get())));
+          db.name, role, log::first_line(PQresultErrorMessage(r.get())));
     }
     return;
   }
@@ -393,7 +386,7 @@ void IndexAdvisor::judge(const Sample& sample, const config::Config& config,
   auto finish = [&] { exec(conn, "RESET search_path; RESET ROLE"); };
   if (!ok(before) || PQntuples(before.get()) != 1) {
     spdlog::debug("index advisor: EXPLAIN failed for a shape of database {}: {}", db.name,
-                  first_line(PQresultErrorMessage(before.get())));
+                  log::first_line(PQresultErrorMessage(before.get())));
     finish();
     if (PQstatus(conn) != CONNECTION_OK) {
       sides_[db.name]->close();

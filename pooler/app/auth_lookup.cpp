@@ -5,6 +5,8 @@
 
 #include <chrono>
 
+#include "pooler/base/log.h"
+
 namespace pooler::app {
 
 namespace {
@@ -15,14 +17,6 @@ std::uint64_t steady_ms() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                         std::chrono::steady_clock::now().time_since_epoch())
                                         .count());
-}
-
-std::string first_line(const char* message) {
-  std::string m = message != nullptr ? message : "";
-  if (auto nl = m.find('\n'); nl != std::string::npos) {
-    m.resize(nl);
-  }
-  return m;
 }
 
 }  // namespace
@@ -128,7 +122,7 @@ std::shared_ptr<const config::UserConfig> AuthLookup::query(const config::Config
     sig = signature;
     if (PQstatus(conn) != CONNECTION_OK) {
       spdlog::warn("auth_query: cannot connect to database {} as {}: {}", db.name, auth->name,
-                   first_line(PQerrorMessage(conn)));
+                   log::first_line(PQerrorMessage(conn)));
       PQfinish(conn);
       conn = nullptr;
       return nullptr;
@@ -140,7 +134,7 @@ std::shared_ptr<const config::UserConfig> AuthLookup::query(const config::Config
   std::shared_ptr<const config::UserConfig> found;
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
     spdlog::warn("auth_query failed in database {}: {}", db.name,
-                 first_line(PQresultErrorMessage(res)));
+                 log::first_line(PQresultErrorMessage(res)));
   } else if (PQntuples(res) >= 1 && PQnfields(res) >= 2 && PQgetisnull(res, 0, 1) == 0) {
     const std::string stored = PQgetvalue(res, 0, 1);
     auto kind = config::classify_password(stored);

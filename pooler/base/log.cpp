@@ -78,6 +78,14 @@ void setup(Format format, spdlog::level::level_enum level) {
   spdlog::set_default_logger(std::move(logger));
 }
 
+std::string first_line(const char* message) {
+  std::string m = message != nullptr ? message : "";
+  if (auto nl = m.find('\n'); nl != std::string::npos) {
+    m.resize(nl);
+  }
+  return m;
+}
+
 void set_level(spdlog::level::level_enum level) { spdlog::default_logger()->set_level(level); }
 
 void event(spdlog::level::level_enum level, std::string_view message,

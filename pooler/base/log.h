@@ -22,6 +22,9 @@ bool parse_level(std::string_view name, spdlog::level::level_enum& out);
 // Escapes `text` for inclusion in a JSON string (log messages in JSON format).
 std::string json_escape(std::string_view text);
 
+// The first line of a (libpq) message, without its newline; "" for nullptr.
+std::string first_line(const char* message);
+
 // A log line with fields: "message key=value ..." as text, and in JSON format each field
 // a member of the line's object ({"ts":...,"msg":"message","key":"value",...}).
 struct Field {
