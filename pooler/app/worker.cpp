@@ -141,7 +141,7 @@ void Worker::join() {
 
 void Worker::on_connection(uv_stream_s* server) {
   const std::uint64_t id = (static_cast<std::uint64_t>(index_) << 48) | next_client_id_++;
-  auto session = std::make_unique<client::ClientSession>(*this, id, clients_.next_slot(), this);
+  auto session = std::make_unique<client::ClientSession>(*this, id, clients_.next_slot());
   if (auto ok = session->accept(server); !ok) {
     spdlog::warn("accept failed: {}", ok.error().message);
     loop_.defer_delete(std::move(session));

@@ -53,6 +53,7 @@ class Worker final : public client::SessionHost,
   [[nodiscard]] Result<void> listen_http(const config::HostPort& address);
 
   // client::AdminFactory
+  client::AdminFactory* admin_factory() override { return this; }
   std::unique_ptr<client::AdminHandler> make_admin_handler(client::ClientSession& session) override;
   // admin::WorkerControl
   admin::WorkerSnapshot snapshot() override;

@@ -72,8 +72,7 @@ BackendConn* Pool::lease(PoolWaiter& waiter, std::uint64_t now_ms) {
     return b;
   }
   waiter.waiting = true;
-  waiter.wait_since_ms = now_ms;
-  waiter.wait_it = waiters_.insert(waiters_.end(), &waiter);
+  waiters_.push(&waiter, now_ms);
   if (!paused_) {
     spawn_if_needed(now_ms);
   }
@@ -97,7 +96,7 @@ void Pool::set_paused(bool paused) {
 
 void Pool::cancel_wait(PoolWaiter& waiter) {
   if (waiter.waiting) {
-    waiters_.erase(waiter.wait_it);
+    waiters_.remove(&waiter);
     waiter.waiting = false;
   }
   if (waiter.waiting_for_params) {
@@ -169,7 +168,7 @@ void Pool::spawn_if_needed(std::uint64_t now_ms) {
   int limit = settings_.size;
   // The reserve opens once the first waiter has waited reserve_pool_timeout.
   if (settings_.reserve_size > 0 && !waiters_.empty() &&
-      now_ms - waiters_.front()->wait_since_ms >=
+      now_ms - waiters_.front().since_ms >=
           static_cast<std::uint64_t>(settings_.reserve_timeout.count())) {
     limit += settings_.reserve_size;
   }
@@ -215,10 +214,9 @@ void Pool::hand_over(BackendConn& backend) {
     return;
   }
   if (!waiters_.empty() && !paused_) {
-    PoolWaiter* w = waiters_.front();
-    waiters_.pop_front();
+    const auto [w, since_ms] = waiters_.pop_front();
     w->waiting = false;
-    wait_time_us_ += (now - w->wait_since_ms) * 1000;
+    wait_time_us_ += (now - since_ms) * 1000;
     backend.transition(BackendState::Active);
     backend.attach(nullptr, now);
     ++leases_;
@@ -323,8 +321,7 @@ void Pool::on_backend_closed(BackendConn& backend, BackendState was) {
 }
 
 void Pool::fail_waiters(const Error& error) {
-  auto waiters = std::move(waiters_);
-  waiters_.clear();
+  const std::vector<PoolWaiter*> waiters = waiters_.take_all();
   for (PoolWaiter* w : waiters) {
     w->waiting = false;
   }
@@ -346,9 +343,8 @@ void Pool::tick(std::uint64_t now_ms) {
   // Clients that waited too long for a backend.
   const auto wait_limit = static_cast<std::uint64_t>(t.query_wait_timeout.count());
   if (wait_limit > 0) {
-    while (!waiters_.empty() && now_ms - waiters_.front()->wait_since_ms >= wait_limit) {
-      PoolWaiter* w = waiters_.front();
-      waiters_.pop_front();
+    while (!waiters_.empty() && now_ms - waiters_.front().since_ms >= wait_limit) {
+      PoolWaiter* w = waiters_.pop_front().waiter;
       w->waiting = false;
       w->on_lease_failed(Error{Errc::Timeout, "query_wait_timeout: no server connection was free within " +
                                                   std::to_string(wait_limit / 1000.0).substr(0, 5) + " s"});
@@ -412,7 +408,7 @@ PoolStats Pool::stats() const {
   s.waiting = static_cast<int>(waiters_.size());
   const std::uint64_t now = net::now_ms(loop_);
   if (!waiters_.empty()) {
-    s.max_wait_ms = now - waiters_.front()->wait_since_ms;
+    s.max_wait_ms = now - waiters_.front().since_ms;
   }
   s.leases = leases_;
   s.connect_failures = connect_failures_;

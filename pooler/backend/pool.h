@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "pooler/backend/backend_conn.h"
+#include "pooler/backend/wait_queue.h"
 #include "pooler/config/config.h"
 #include "pooler/net/loop.h"
 
@@ -22,11 +23,9 @@ class PoolWaiter {
   virtual void on_lease_failed(const Error& error) = 0;
   virtual void on_server_params_ready() = 0;
 
-  // Bookkeeping owned by the Pool.
+  // Bookkeeping owned by the Pool (the wait itself is in its WaitQueue).
   bool waiting = false;
   bool waiting_for_params = false;
-  std::list<PoolWaiter*>::iterator wait_it;
-  std::uint64_t wait_since_ms = 0;
 
  protected:
   ~PoolWaiter() = default;
@@ -142,7 +141,7 @@ class Pool {
   ServerLogin login_;
   std::vector<std::unique_ptr<BackendConn>> backends_;  // all of them, any state
   std::vector<BackendConn*> idle_;                      // LIFO: the warmest first
-  std::list<PoolWaiter*> waiters_;
+  WaitQueue<PoolWaiter> waiters_;
   std::list<PoolWaiter*> param_waiters_;
   std::vector<std::pair<std::string, std::string>> server_params_;
   bool have_params_ = false;

@@ -64,15 +64,14 @@ Result<void> ClientSession::handle_startup(const wire::Frame& frame, std::size_t
   }
   std::sort(settings.items.begin(), settings.items.end());
   settings.hash = hash_settings(settings.items);
-  startup_ = host_.intern_settings(std::move(settings));
-  settings_ = startup_;
+  settings_ = host_.intern_settings(std::move(settings));
   config_ = host_.config_snapshot();
   const config::Config& cfg = *config_;
   if (auto ok = check_client_tls(cfg); !ok) {
     return ok;
   }
   if ((login_->database == "pgmux" || login_->database == "pgbouncer") &&
-      admin_factory_ != nullptr && cfg.find_database(login_->database) == nullptr) {
+      host_.admin_factory() != nullptr && cfg.find_database(login_->database) == nullptr) {
     // The admin console: normal authentication, then finish_admin_auth().
     login_->admin = true;
     user_config_ = cfg.find_user(login_->user);
@@ -410,7 +409,7 @@ void ClientSession::send_login_params() {
   out.clear();
   for (const auto& [name, value] : pool_->server_params()) {
     std::string_view v = value;
-    for (const auto& [k, mine] : startup_->reported) {
+    for (const auto& [k, mine] : startup_settings()->reported) {
       if (k.size() == name.size() &&
           std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
             return std::tolower(static_cast<unsigned char>(a)) ==
@@ -434,7 +433,7 @@ Result<void> ClientSession::finish_admin_auth() {
     return fail(Errc::Auth, "not allowed to connect to the admin console",
                 ss::kInvalidAuthorization);
   }
-  extras().admin = admin_factory_->make_admin_handler(*this);
+  extras().admin = host_.admin_factory()->make_admin_handler(*this);
   std::array<std::uint8_t, 4> secret{};
   wire::random_bytes(secret);
   std::memcpy(&cancel_secret_, secret.data(), 4);

@@ -152,30 +152,32 @@ router::SessionView ClientSession::session_view() {
       view.session_route = router::route_from_setting(setting_value(stmt));
     }
   }
-  if (write_done_ns_ == 0) {
+  if (!extras_ || extras_->write_done_ns == 0) {
     return view;
   }
+  std::uint64_t& commit_lsn = extras_->commit_lsn;
+  const std::uint64_t write_done_ns = extras_->write_done_ns;
   const auto& rcfg = db_config_->routing;
   switch (rcfg.read_your_writes) {
     case config::RoutingConfig::ReadYourWrites::Off: break;
     case config::RoutingConfig::ReadYourWrites::Window:
       view.must_read_primary =
-          net::now_ns() - write_done_ns_ <
+          net::now_ns() - write_done_ns <
           static_cast<std::uint64_t>(rcfg.read_your_writes_window.count()) * 1'000'000;
       break;
     case config::RoutingConfig::ReadYourWrites::Lsn:
-      if (commit_lsn_ == 0) {
+      if (commit_lsn == 0) {
         // Until a health check samples the primary after the write, the write's LSN is not
         // known: the primary serves the reads. Then any replica that replayed it may.
         const auto snapshot = host_.health(db_config_->name);
-        if (auto lsn = snapshot ? backend::lsn_covering(*snapshot, write_done_ns_) : std::nullopt) {
-          commit_lsn_ = *lsn;
+        if (auto lsn = snapshot ? backend::lsn_covering(*snapshot, write_done_ns) : std::nullopt) {
+          commit_lsn = *lsn;
         }
       }
-      if (commit_lsn_ == 0) {
+      if (commit_lsn == 0) {
         view.must_read_primary = true;
       } else {
-        view.min_replay_lsn = commit_lsn_;
+        view.min_replay_lsn = commit_lsn;
       }
       break;
   }
@@ -214,8 +216,9 @@ bool ClientSession::hold_back_begin(const wire::Frame& frame) {
 
 void ClientSession::note_write_done() {
   lease_is_write_ = false;
-  write_done_ns_ = net::now_ns();
-  commit_lsn_ = 0;
+  Extras& x = extras();
+  x.write_done_ns = net::now_ns();
+  x.commit_lsn = 0;
 }
 
 backend::Pool* ClientSession::route(const wire::Frame& frame) {

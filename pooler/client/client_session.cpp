@@ -16,9 +16,12 @@ namespace pooler::client {
 
 using namespace session_util;
 
-ClientSession::ClientSession(SessionHost& host, std::uint64_t id, std::uint32_t slot,
-                             AdminFactory* admin)
-    : host_(host), admin_factory_(admin), id_(id), slot_(slot), stream_(host.loop(), *this) {}
+// An idle client costs this object and its uv handle (net::TcpStream::Block) in malloc
+// chunks, plus kernel socket memory; 248 bytes is the most a 256-byte chunk holds.
+static_assert(sizeof(ClientSession) <= 248, "ClientSession outgrew its 256-byte malloc chunk");
+
+ClientSession::ClientSession(SessionHost& host, std::uint64_t id, std::uint32_t slot)
+    : host_(host), id_(id), slot_(slot), stream_(host.loop(), *this) {}
 
 std::string_view ClientSession::user() const {
   if (user_config_ != nullptr) {
@@ -95,10 +98,10 @@ void ClientSession::on_read(std::span<const std::byte> bytes) {
   if (inbuf_.empty()) {
     const std::size_t used = process(bytes);
     if (used < bytes.size() && state_ != ClientState::Closing) {
-      inbuf_.assign(bytes.begin() + static_cast<std::ptrdiff_t>(used), bytes.end());
+      inbuf_.append(bytes.subspan(used));
     }
   } else {
-    inbuf_.insert(inbuf_.end(), bytes.begin(), bytes.end());
+    inbuf_.append(bytes);
     process_buffered();
   }
   // Frames waiting for a backend or for the server parameters stay buffered; past a bound
@@ -116,16 +119,15 @@ void ClientSession::process_buffered() {
     return;
   }
   // `process` may re-enter (a lease granted synchronously); work on a moved-out copy.
-  std::vector<std::byte> buf = std::move(inbuf_);
-  inbuf_.clear();
-  const std::size_t used = process(buf);
+  CompactBytes buf = std::move(inbuf_);
+  const std::size_t used = process(buf.view());
   if (state_ == ClientState::Closing) {
     return;
   }
   if (used < buf.size()) {
-    std::vector<std::byte> rest(buf.begin() + static_cast<std::ptrdiff_t>(used), buf.end());
-    rest.insert(rest.end(), inbuf_.begin(), inbuf_.end());
-    inbuf_ = std::move(rest);
+    buf.erase_front(used);
+    buf.append(inbuf_.view());  // what arrived while processing, if anything
+    inbuf_ = std::move(buf);
   }
 }
 
@@ -322,10 +324,11 @@ void ClientSession::fail_first_request(const Error& error) {
                                      : ss::kConnectionFailure,
              error.message);
   // The first buffered request gets the error; an extended-protocol one skips to Sync.
-  auto frame = wire::peek_frame(inbuf_, wire::Phase::Regular, host_.config().general.max_message_size);
+  auto frame =
+      wire::peek_frame(inbuf_.view(), wire::Phase::Regular, host_.config().general.max_message_size);
   if (frame && frame->has_value() && (**frame).type == 'Q') {
     const std::size_t n = (**frame).size_on_wire;
-    inbuf_.erase(inbuf_.begin(), inbuf_.begin() + static_cast<std::ptrdiff_t>(n));
+    inbuf_.erase_front(n);
     wire::WriteBuffer& out = host_.scratch();
     out.clear();
     wire::encode(wire::ReadyForQuery{client_tx_}, out);
@@ -541,8 +544,9 @@ void ClientSession::on_backend_ready(bool visible) {
         // primary. Nothing of it reached the client, so the client never knows.
         retry_on_primary_ = false;
         force_primary_ = true;
-        std::vector<std::byte> again = extras_->group;
-        again.insert(again.end(), inbuf_.begin(), inbuf_.end());
+        CompactBytes again;
+        again.append(extras_->group);
+        again.append(inbuf_.view());
         inbuf_ = std::move(again);
         process_buffered();
       }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "pooler/backend/backend_listener.h"
+#include "pooler/base/compact_bytes.h"
 #include "pooler/backend/pool.h"
 #include "pooler/client/client_state.h"
 #include "pooler/client/query_scan.h"
@@ -46,8 +47,7 @@ class ClientSession final : public net::Deletable,
                             private backend::BackendListener,
                             private backend::PoolWaiter {
  public:
-  ClientSession(SessionHost& host, std::uint64_t id, std::uint32_t slot,
-                AdminFactory* admin = nullptr);
+  ClientSession(SessionHost& host, std::uint64_t id, std::uint32_t slot);
   ~ClientSession() override;
 
   [[nodiscard]] Result<void> accept(uv_stream_s* server);
@@ -220,21 +220,33 @@ class ClientSession final : public net::Deletable,
     std::int64_t unnamed_slot = -1;
     std::uint64_t unnamed_key = 0;
     std::unique_ptr<advice::Sample> unnamed_sample;  // its sample, waiting for the Bind
+    // Read-your-writes (databases with replicas): when the last write ended, and an LSN at
+    // or past its commit, once known.
+    std::uint64_t write_done_ns = 0;
+    std::uint64_t commit_lsn = 0;
     // A user found by auth_query (user_config_ points here).
     std::shared_ptr<const config::UserConfig> looked_up_user;
   };
   Extras& extras();
+  // The settings the client logged in with: what RESET restores.
+  const std::shared_ptr<const SessionSettings>& startup_settings() const {
+    return settings_->startup ? settings_->startup : settings_;
+  }
+  // A copy of the current settings to change, linked to the startup ones.
+  std::shared_ptr<SessionSettings> derive_settings() const {
+    auto next = std::make_shared<SessionSettings>(*settings_);
+    next->startup = startup_settings();
+    return next;
+  }
   bool tracking_effects() const {
     return pending_unpins_ != 0 ||
            (extras_ && (extras_->pending_effect.effect != SessionEffect::None ||
                         !extras_->tx_effects.empty()));
   }
 
-  SessionHost& host_;
-  AdminFactory* admin_factory_;
-  std::uint64_t id_;
-  std::uint32_t slot_;
-  net::TcpStream stream_;
+  // One-byte fields first: they fill the tail padding of the PoolWaiter base. An idle
+  // client is this object plus its uv handle; keep it within a 256-byte malloc chunk
+  // (static_assert in client_session.cpp).
   ClientState state_ = ClientState::AwaitingStartup;
   config::PoolMode mode_ = config::PoolMode::Transaction;
   std::uint8_t pins_ = 0;
@@ -247,30 +259,32 @@ class ClientSession final : public net::Deletable,
   std::uint8_t probes_ = 0;      // kinds of the probes in flight, 2 bits each, oldest lowest
   std::uint8_t probe_count_ = 0;
   wire::TxStatus client_tx_ = wire::TxStatus::Idle;
+  bool lease_is_write_ = false;    // the current lease was routed to the primary to write
+  bool lease_on_replica_ = false;  // the current lease is on a replica
+  bool retry_on_primary_ = false;  // a replica refused a write: run it again on the primary
+  bool force_primary_ = false;     // the next lease goes to the primary, whatever it is
+  bool held_begin_ = false;        // pgmux answered a lone BEGIN; it runs at the next lease
+  bool rate_token_ = false;        // the throttle granted the next request its token
+  bool user_counted_ = false;      // counted for max_user_client_connections
+  SessionHost& host_;
+  std::uint64_t id_;
+  std::uint32_t slot_;
   std::int32_t cancel_secret_ = 0;
+  net::TcpStream stream_;
   std::shared_ptr<const config::Config> config_;  // keeps db_config_/user_config_ alive
   const config::DatabaseConfig* db_config_ = nullptr;
   const config::UserConfig* user_config_ = nullptr;
   backend::Pool* pool_ = nullptr;        // the primary's pool at login: server parameters
   backend::Pool* lease_pool_ = nullptr;  // the pool of the current lease or wait
-  bool lease_is_write_ = false;          // the current lease was routed to the primary to write
-  bool lease_on_replica_ = false;        // the current lease is on a replica
-  bool retry_on_primary_ = false;        // a replica refused a write: run it again on the primary
-  bool force_primary_ = false;           // the next lease goes to the primary, whatever it is
-  bool held_begin_ = false;              // pgmux answered a lone BEGIN; it runs at the next lease
-  bool rate_token_ = false;              // the throttle granted the next request its token
-  bool user_counted_ = false;            // counted for max_user_client_connections
-  std::uint64_t write_done_ns_ = 0;      // read-your-writes: when the last write ended
-  std::uint64_t commit_lsn_ = 0;         // ... and an LSN at or past its commit, once known
   backend::BackendConn* backend_ = nullptr;
-  std::vector<std::byte> inbuf_;  // an incomplete frame, or frames waiting for a backend
+  CompactBytes inbuf_;  // an incomplete frame, or frames waiting for a backend
   std::uint64_t connected_ms_ = 0;
   std::uint64_t last_activity_ms_ = 0;
   std::unique_ptr<LoginState> login_;
   std::unique_ptr<Extras> extras_;
   // Settings that follow the client from backend to backend. Clients with the same
-  // startup parameters share one object; a SET makes this client its own copy.
-  std::shared_ptr<const SessionSettings> startup_;
+  // startup parameters share one object; a SET makes this client its own copy, which
+  // points back to the startup one.
   std::shared_ptr<const SessionSettings> settings_;
 };
 

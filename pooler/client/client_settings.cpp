@@ -105,7 +105,8 @@ void ClientSession::on_probe_result(std::string_view value) {
   }
   value.remove_prefix(3);
   auto next = std::make_shared<SessionSettings>();
-  next->reported = startup_->reported;
+  next->startup = startup_settings();
+  next->reported = next->startup->reported;
   while (!value.empty()) {
     const auto end = value.find('\x1f');
     const std::string_view item = value.substr(0, end);
@@ -122,12 +123,12 @@ void ClientSession::on_probe_result(std::string_view value) {
   }
 }
 
-void ClientSession::reset_settings() { settings_ = startup_; }
+void ClientSession::reset_settings() { settings_ = startup_settings(); }
 
 void ClientSession::apply_setting(const QueryScan& scan) {
   switch (scan.effect) {
     case SessionEffect::Set: {
-      auto next = std::make_shared<SessionSettings>(*settings_);
+      auto next = derive_settings();
       upsert(next->items, scan.name, scan.statement);
       std::sort(next->items.begin(), next->items.end());
       next->hash = hash_settings(next->items);
@@ -138,9 +139,9 @@ void ClientSession::apply_setting(const QueryScan& scan) {
       return;
     }
     case SessionEffect::Reset: {
-      auto next = std::make_shared<SessionSettings>(*settings_);
+      auto next = derive_settings();
       std::erase_if(next->items, [&](const auto& s) { return s.first == scan.name; });
-      for (const auto& s : startup_->items) {
+      for (const auto& s : next->startup->items) {
         if (s.first == scan.name) {
           upsert(next->items, s.first, s.second);
         }

@@ -173,7 +173,7 @@ ClientSession::Action ClientSession::handle_query(const wire::Frame& frame, wire
 // "SELECT set_config(...), ..." for the startup parameters a RESET / RESET ALL undid.
 std::string ClientSession::startup_restore_sql(const QueryScan& scan) const {
   std::string sql;
-  for (const auto& [name, stmt] : startup_->items) {
+  for (const auto& [name, stmt] : startup_settings()->items) {
     if (scan.effect == SessionEffect::ResetAll || name == scan.name) {
       sql += sql.empty() ? "SELECT " : ", ";
       sql += stmt;

@@ -25,6 +25,7 @@
 
 namespace pooler::client {
 
+class AdminFactory;
 class ClientSession;
 
 // A client's settings as statements that apply them on a backend ("set_config('x', 'v',
@@ -34,6 +35,8 @@ struct SessionSettings {
   std::vector<std::pair<std::string, std::string>> items;
   std::uint64_t hash = 0;  // 0 = no settings of its own
   std::vector<std::pair<std::string, std::string>> reported;
+  // The startup settings these were derived from by SET or RESET; null for startup ones.
+  std::shared_ptr<const SessionSettings> startup;
 };
 
 // Counters the sessions bump; read by the stats line and the admin console.
@@ -134,6 +137,8 @@ struct WorkerCounters {
 class SessionHost {
  public:
   virtual net::Loop& loop() = 0;
+  // Makes admin console handlers; null where there is no console (tests' hosts).
+  virtual AdminFactory* admin_factory() { return nullptr; }
   virtual const config::Config& config() const = 0;
   virtual std::shared_ptr<const config::Config> config_snapshot() const = 0;
   virtual int worker_index() const = 0;

@@ -12,30 +12,26 @@
 
 namespace pooler::net {
 
-// The owner pointer, then the uv handle itself (uv_tcp_t, or uv_pipe_t for Unix sockets) in
-// one allocation sized for that handle: accepted client streams carry no pipe-sized union.
+// The uv handle itself (uv_tcp_t, or uv_pipe_t for Unix sockets), allocated apart so that
+// libuv can free it in the close callback, and sized for that handle: accepted client
+// streams carry no pipe-sized union and no header. Its data pointer is the owner, cleared
+// on close: late callbacks see nullptr.
 struct TcpStream::Block {
-  TcpStream* owner = nullptr;  // cleared on close; late callbacks see nullptr
-  bool is_pipe = false;
-
   static Block* make(bool pipe) {
-    const std::size_t size = sizeof(Block) + (pipe ? sizeof(uv_pipe_t) : sizeof(uv_tcp_t));
+    const std::size_t size = pipe ? sizeof(uv_pipe_t) : sizeof(uv_tcp_t);
     void* mem = ::operator new(size);
     std::memset(mem, 0, size);
-    auto* b = new (mem) Block{};
-    b->is_pipe = pipe;
-    return b;
+    return static_cast<Block*>(mem);
   }
-  static void destroy(Block* b) {
-    b->~Block();
-    ::operator delete(b);
-  }
-  uv_handle_t* handle() { return reinterpret_cast<uv_handle_t*>(this + 1); }
-  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(this + 1); }
-  uv_tcp_t* tcp() { return reinterpret_cast<uv_tcp_t*>(this + 1); }
-  uv_pipe_t* pipe() { return reinterpret_cast<uv_pipe_t*>(this + 1); }
+  static void destroy(Block* b) { ::operator delete(b); }
+  static Block* of(uv_handle_t* h) { return reinterpret_cast<Block*>(h); }
+  uv_handle_t* handle() { return reinterpret_cast<uv_handle_t*>(this); }
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(this); }
+  uv_tcp_t* tcp() { return reinterpret_cast<uv_tcp_t*>(this); }
+  uv_pipe_t* pipe() { return reinterpret_cast<uv_pipe_t*>(this); }
+  TcpStream* owner() { return static_cast<TcpStream*>(handle()->data); }
+  bool is_pipe() { return handle()->type == UV_NAMED_PIPE; }
 };
-static_assert(sizeof(TcpStream::Block) % alignof(std::max_align_t) == 0 || sizeof(void*) == 8);
 
 // A write that the kernel did not take at once: the request and its bytes, one allocation.
 struct TcpStream::WriteReq {
@@ -64,9 +60,8 @@ TcpStream::~TcpStream() { close(); }
 Result<void> TcpStream::accept_from(uv_stream_t* server) {
   POOLER_CHECK(block_ == nullptr, "stream already open");
   block_ = Block::make(false);
-  block_->owner = this;
   uv_tcp_init(loop_.raw(), block_->tcp());
-  block_->handle()->data = block_;
+  block_->handle()->data = this;
   if (const int rc = uv_accept(server, block_->stream()); rc != 0) {
     close();
     return std::unexpected(uv_error("accept", rc));
@@ -80,7 +75,6 @@ Result<void> TcpStream::connect(const std::string& host, std::uint16_t port) {
   POOLER_CHECK(block_ == nullptr, "stream already open");
   const bool pipe = !host.empty() && host[0] == '/';
   block_ = Block::make(pipe);
-  block_->owner = this;
   // Only outgoing connections need a connect request: allocated apart so that accepted
   // streams (thousands of idle clients) do not carry one.
   auto* req = new uv_connect_t{};
@@ -88,7 +82,7 @@ Result<void> TcpStream::connect(const std::string& host, std::uint16_t port) {
   auto on_connect = [](uv_connect_t* req, int status) {
     auto* block = static_cast<Block*>(req->data);
     delete req;
-    TcpStream* self = block->owner;
+    TcpStream* self = block->owner();
     if (self == nullptr || status == UV_ECANCELED) {
       return;
     }
@@ -96,7 +90,7 @@ Result<void> TcpStream::connect(const std::string& host, std::uint16_t port) {
       self->events_.on_error(uv_error("connect", status));
       return;
     }
-    if (!block->is_pipe) {
+    if (!block->is_pipe()) {
       tune_socket(self->fd());
     }
     self->start_reading();
@@ -104,13 +98,13 @@ Result<void> TcpStream::connect(const std::string& host, std::uint16_t port) {
   };
   if (pipe) {
     uv_pipe_init(loop_.raw(), block_->pipe(), 0);
-    block_->handle()->data = block_;
+    block_->handle()->data = this;
     const std::string path = host + "/.s.PGSQL." + std::to_string(port);
     uv_pipe_connect(req, block_->pipe(), path.c_str(), on_connect);
     return {};
   }
   uv_tcp_init(loop_.raw(), block_->tcp());
-  block_->handle()->data = block_;
+  block_->handle()->data = this;
   sockaddr_storage addr{};
   if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
       uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
@@ -137,19 +131,18 @@ void TcpStream::start_reading() {
   uv_read_start(
       block_->stream(),
       [](uv_handle_t* h, size_t, uv_buf_t* buf) {
-        auto* block = static_cast<Block*>(h->data);
-        if (block->owner == nullptr) {
+        auto* self = static_cast<TcpStream*>(h->data);
+        if (self == nullptr) {
           buf->base = nullptr;
           buf->len = 0;
           return;
         }
-        buf->base = block->owner->loop_.read_buffer();
+        buf->base = self->loop_.read_buffer();
         buf->len = Loop::kReadBufferSize;
       },
       [](uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
-        auto* block = static_cast<Block*>(s->data);
-        if (block->owner != nullptr) {
-          block->owner->on_read(nread);
+        if (auto* self = static_cast<TcpStream*>(s->data); self != nullptr) {
+          self->on_read(nread);
         }
       });
 }
@@ -185,12 +178,9 @@ void TcpStream::write(std::span<const std::byte> bytes) {
     if (block_ == nullptr || bytes.empty()) {
       return;
     }
-    if (!tls_->handshake_done()) {
-      tls_held_.insert(tls_held_.end(), bytes.begin(), bytes.end());
-      return;
-    }
-    if (auto ok = tls_->write(bytes); !ok) {
-      return;  // as a broken socket below: the read side reports the failure
+    if (auto ok = tls_->write(bytes); !ok || !tls_->handshake_done()) {
+      return;  // held until the handshake ends; or, like a broken socket, failed: the read
+               // side reports it
     }
     flush_tls();
     return;
@@ -234,8 +224,8 @@ void TcpStream::write_raw(std::span<const std::byte> bytes) {
     const std::size_t size = r->size;
     r->~WriteReq();
     ::operator delete(r);
-    if (block->owner != nullptr) {
-      block->owner->on_write_done(size, status);
+    if (TcpStream* self = block->owner(); self != nullptr) {
+      self->on_write_done(size, status);
     }
   });
   if (rc != 0) {
@@ -300,13 +290,6 @@ void TcpStream::on_tls_read(std::span<const std::byte> ciphertext) {
     if (!*done) {
       return;
     }
-    if (!tls_held_.empty()) {
-      std::vector<std::byte> held = std::move(tls_held_);
-      tls_held_.clear();
-      if (auto ok = tls_->write(held); ok) {
-        flush_tls();
-      }
-    }
     events_.on_tls_ready();
   }
   // Decrypted bytes go out in chunks as large as the plain path's reads, so that a
@@ -343,9 +326,9 @@ void TcpStream::close() {
     tls_->shutdown();
     flush_tls();
   }
-  block_->owner = nullptr;
+  block_->handle()->data = nullptr;
   uv_close(block_->handle(), [](uv_handle_t* h) {
-    Block::destroy(static_cast<Block*>(h->data));  // the only delete of a Block
+    Block::destroy(Block::of(h));  // the only delete of a Block
   });
   block_ = nullptr;
   reading_ = false;
@@ -364,7 +347,7 @@ std::string TcpStream::peer() const {
   if (block_ == nullptr) {
     return "closed";
   }
-  if (block_->is_pipe) {
+  if (block_->is_pipe()) {
     return "unix";
   }
   sockaddr_storage addr{};

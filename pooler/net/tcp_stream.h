@@ -70,12 +70,11 @@ class TcpStream final : public Transport {
   StreamEvents& events_;
   Block* block_ = nullptr;
   std::size_t queued_ = 0;
+  // Null for plaintext streams: their data path pays one pointer test per read and write.
+  std::unique_ptr<TlsSession> tls_;
   bool reading_ = false;
   bool want_read_ = false;
   bool above_high_water_ = false;
-  // Null for plaintext streams: their data path pays one pointer test per read and write.
-  std::unique_ptr<TlsSession> tls_;
-  std::vector<std::byte> tls_held_;  // plaintext written before the handshake ended
 };
 
 // The address part of a peer() string: "10.0.0.7:51234" -> "10.0.0.7", "[::1]:5" -> "::1",

@@ -80,6 +80,13 @@ Result<bool> TlsSession::handshake() {
   const int rc = SSL_do_handshake(ssl_);
   if (rc == 1) {
     done_ = true;
+    if (!held_.empty()) {
+      std::vector<std::byte> held = std::move(held_);
+      held_.clear();
+      if (auto ok = write(held); !ok) {
+        return std::unexpected(ok.error());
+      }
+    }
     return true;
   }
   const int code = SSL_get_error(ssl_, rc);
@@ -113,6 +120,10 @@ Result<TlsSession::ReadResult> TlsSession::read(std::span<std::byte> buffer) {
 }
 
 Result<void> TlsSession::write(std::span<const std::byte> plaintext) {
+  if (!done_) {
+    held_.insert(held_.end(), plaintext.begin(), plaintext.end());
+    return {};
+  }
   ERR_clear_error();
   std::size_t n = 0;
   // With a memory BIO the whole buffer is taken at once (split into records).

@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "pooler/base/result.h"
 #include "pooler/net/tls_context.h"
@@ -40,7 +41,8 @@ class TlsSession {
   };
   // Decrypts into `buffer` as much as the fed ciphertext allows (several records).
   [[nodiscard]] Result<ReadResult> read(std::span<std::byte> buffer);
-  // Encrypts `plaintext`; the records wait in output(). After the handshake only.
+  // Encrypts `plaintext`; the records wait in output(). Before the handshake has ended the
+  // plaintext is held, and encrypted when it ends.
   [[nodiscard]] Result<void> write(std::span<const std::byte> plaintext);
   // Sends close_notify (into output()).
   void shutdown();
@@ -65,6 +67,7 @@ class TlsSession {
   bio_st* in_;   // owned by ssl_
   bio_st* out_;  // owned by ssl_
   bool done_ = false;
+  std::vector<std::byte> held_;  // plaintext written before the handshake ended
 };
 
 }  // namespace pooler::net
