@@ -142,13 +142,24 @@ inline bool worth_scanning(std::string_view sql) {
                       [](char a, char b) { return a == (b | 0x20); }) &&
            !std::isalnum(static_cast<unsigned char>(rest[kw.size()])) && rest[kw.size()] != '_';
   };
-  static constexpr std::string_view kKeywords[] = {
-      "set",    "reset", "discard", "deallocate", "listen", "unlisten",
-      "create", "close", "prepare", "execute",    "declare"};
-  for (const std::string_view kw : kKeywords) {
-    if (starts_with_keyword(kw)) {
-      return true;
-    }
+  // By first letter, so that the usual SELECT, INSERT, UPDATE ... cost one test.
+  bool keyword = false;
+  switch (rest.empty() ? '\0' : static_cast<char>(rest[0] | 0x20)) {
+    case 's': keyword = starts_with_keyword("set"); break;
+    case 'r': keyword = starts_with_keyword("reset"); break;
+    case 'd':
+      keyword = starts_with_keyword("discard") || starts_with_keyword("deallocate") ||
+                starts_with_keyword("declare");
+      break;
+    case 'l': keyword = starts_with_keyword("listen"); break;
+    case 'u': keyword = starts_with_keyword("unlisten"); break;
+    case 'c': keyword = starts_with_keyword("create") || starts_with_keyword("close"); break;
+    case 'p': keyword = starts_with_keyword("prepare"); break;
+    case 'e': keyword = starts_with_keyword("execute"); break;
+    default: break;
+  }
+  if (keyword) {
+    return true;
   }
   // SELECT ... INTO TEMP makes a temporary table.
   if ((starts_with_keyword("select") || starts_with_keyword("with")) &&
