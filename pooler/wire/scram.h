@@ -61,7 +61,8 @@ std::string base64_encode(std::span<const std::uint8_t> data);
 std::string base64_encode(std::string_view data);
 std::optional<std::string> base64_decode(std::string_view text);
 
-// Cryptographically strong random bytes (RAND_bytes); aborts if OpenSSL cannot provide them.
+// Cryptographically strong random bytes (the kernel's getrandom); aborts if it cannot
+// provide them.
 void random_bytes(std::span<std::uint8_t> out);
 
 // pgmux as the SCRAM server, authenticating a client. One object per exchange, used in order:
