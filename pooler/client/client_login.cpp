@@ -361,7 +361,7 @@ Result<void> ClientSession::finish_auth() {
     return std::unexpected(Error{Errc::PoolFull,
                                  "too many connections for user \"" + user_config_->name +
                                      "\" (max_user_client_connections = " + std::to_string(limit) + ")",
-                                 std::string(ss::kTooManyConnections)});
+                                 ss::kTooManyConnections});
   }
   wire::WriteBuffer& out = host_.scratch();
   out.clear();

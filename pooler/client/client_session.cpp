@@ -309,7 +309,7 @@ void ClientSession::on_throttle_end(bool granted) {
                              "query rate limit of user \"" + user_config_->name +
                                  "\" exceeded (max_user_query_rate; waited " +
                                  std::to_string(g.query_rate_wait.count()) + " ms)",
-                             std::string(ss::kConfigurationLimitExceeded)});
+                             ss::kConfigurationLimitExceeded});
     return;
   }
   resume_client_reading();
@@ -700,7 +700,7 @@ void ClientSession::cancel_running_query() {
     host_.forget_throttled(*this);
     transition(ClientState::Idle);
     fail_first_request(
-        Error{Errc::Timeout, "canceling statement due to user request", std::string(ss::kQueryCanceled)});
+        Error{Errc::Timeout, "canceling statement due to user request", ss::kQueryCanceled});
     return;
   }
   // Only the client's own work is cancelled, never a statement pgmux runs itself.
