@@ -1,87 +1,23 @@
 // The admin console (database "pgmux", alias "pgbouncer") and the HTTP endpoint
 // (http_listen) of the real pgmux binary, checked with libpq and a raw socket (issue 6).
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <functional>
 #include <map>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "tests/integration/pg_client.h"
 #include "tests/integration/pgmux_process.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/integration/test_util.h"
 
 namespace pooler::integration {
 namespace {
 
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
-
-bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (!done()) {
-    if (Clock::now() >= deadline) {
-      return false;
-    }
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
-
-struct HttpReply {
-  int status = 0;
-  std::string body;
-};
-
-// One GET over a fresh TCP connection; the server closes it after the answer.
-HttpReply http_get(int port, const std::string& path) {
-  HttpReply reply;
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return reply;
-  }
-  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
-  if (::send(fd, request.data(), request.size(), 0) != static_cast<ssize_t>(request.size())) {
-    ::close(fd);
-    return reply;
-  }
-  std::string raw;
-  const auto deadline = Clock::now() + 10s;
-  while (Clock::now() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 100) <= 0) {
-      continue;
-    }
-    char buf[4096];
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) {
-      break;
-    }
-    raw.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  if (raw.rfind("HTTP/1.1 ", 0) == 0 && raw.size() > 12) {
-    reply.status = std::stoi(raw.substr(9, 3));
-  }
-  if (const auto end = raw.find("\r\n\r\n"); end != std::string::npos) {
-    reply.body = raw.substr(end + 4);
-  }
-  return reply;
-}
 
 // Prometheus text: "name{labels} value" lines by their full series name.
 std::map<std::string, double> parse_metrics(const std::string& text) {
@@ -98,42 +34,6 @@ std::map<std::string, double> parse_metrics(const std::string& text) {
     out[line.substr(0, sp)] = std::stod(line.substr(sp + 1));
   }
   return out;
-}
-
-// The last result of a query sent with PQsendQuery, or nullopt if not done in time.
-std::optional<PgResult> finish(PGconn* c, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  std::optional<PgResult> last;
-  for (;;) {
-    while (PQisBusy(c) != 0) {
-      if (Clock::now() >= deadline) {
-        return std::nullopt;
-      }
-      pollfd p{PQsocket(c), POLLIN, 0};
-      ::poll(&p, 1, 20);
-      if (PQconsumeInput(c) == 0) {
-        break;
-      }
-    }
-    PGresult* r = PQgetResult(c);
-    if (r == nullptr) {
-      return last ? last : PgResult{};
-    }
-    PgResult out;
-    out.status = PQresultStatus(r);
-    out.error = PQresultErrorMessage(r);
-    last = out;
-    PQclear(r);
-  }
-}
-
-int column(const PgResult& r, const std::string& name) {
-  for (std::size_t i = 0; i < r.columns.size(); ++i) {
-    if (r.columns[i] == name) {
-      return static_cast<int>(i);
-    }
-  }
-  return -1;
 }
 
 // The rows of `r` whose column `key` is `value`.
@@ -282,7 +182,7 @@ TEST_F(AdminTest, WaitingClientShowsInPoolsAndClients) {
   EXPECT_EQ(rows_where(clients, "database", "pgmux").size(), 1u) << clients;
 
   ASSERT_TRUE(exec(holder, "COMMIT").ok());
-  const auto done = finish(waiter.get(), 5s);
+  const auto done = finish_query(waiter.get(), 5s);
   ASSERT_TRUE(done.has_value());
   EXPECT_EQ(done->status, PGRES_TUPLES_OK) << done->error;
   const auto stats = exec(a, "SHOW STATS");
@@ -311,13 +211,13 @@ TEST_F(AdminTest, PauseHoldsQueriesUntilResume) {
   ASSERT_TRUE(exec(c, "SELECT 1").ok());
   ASSERT_TRUE(exec(a, "PAUSE").ok());
   ASSERT_EQ(PQsendQuery(c.get(), "SELECT 42"), 1);
-  EXPECT_FALSE(finish(c.get(), 500ms).has_value()) << "a query ran while paused";
+  EXPECT_FALSE(finish_query(c.get(), 500ms).has_value()) << "a query ran while paused";
   const auto pools = exec(a, "SHOW POOLS");
   EXPECT_EQ(
       rows_where(pools, "database", "app").at(0)[static_cast<std::size_t>(column(pools, "paused"))],
       "1");
   ASSERT_TRUE(exec(a, "RESUME").ok());
-  const auto done = finish(c.get(), 5s);
+  const auto done = finish_query(c.get(), 5s);
   ASSERT_TRUE(done.has_value()) << "still held after RESUME";
   EXPECT_EQ(done->status, PGRES_TUPLES_OK) << done->error;
 
@@ -340,15 +240,15 @@ TEST_F(AdminTest, SuspendHoldsTrafficUntilResume) {
   const auto suspended = exec(a, "SUSPEND");
   ASSERT_TRUE(suspended.ok()) << suspended;
   ASSERT_EQ(PQsendQuery(c.get(), "SELECT 42"), 1);
-  EXPECT_FALSE(finish(c.get(), 500ms).has_value()) << "a query ran while suspended";
+  EXPECT_FALSE(finish_query(c.get(), 500ms).has_value()) << "a query ran while suspended";
   auto late = connect_to("app");  // logs in, then waits like the others
   ASSERT_TRUE(late);
   ASSERT_EQ(PQsendQuery(late.get(), "SELECT 43"), 1);
-  EXPECT_FALSE(finish(late.get(), 300ms).has_value());
+  EXPECT_FALSE(finish_query(late.get(), 300ms).has_value());
   EXPECT_TRUE(exec(a, "SHOW POOLS").ok()) << "the admin console is not suspended";
   ASSERT_TRUE(exec(a, "RESUME").ok());
   for (PGconn* conn : {c.get(), late.get()}) {
-    const auto done = finish(conn, 5s);
+    const auto done = finish_query(conn, 5s);
     ASSERT_TRUE(done.has_value()) << "still held after RESUME";
     EXPECT_EQ(done->status, PGRES_TUPLES_OK) << done->error;
   }

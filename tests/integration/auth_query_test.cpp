@@ -13,15 +13,12 @@
 #include "tests/integration/pg_client.h"
 #include "tests/integration/pgmux_process.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/integration/test_util.h"
 
 namespace pooler::integration {
 namespace {
 
 constexpr const char* kScramPassword = "dyn-plain-pw-1234";
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 class AuthQueryTest : public ::testing::Test {
  protected:

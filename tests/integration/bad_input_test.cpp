@@ -31,16 +31,13 @@
 #include "tests/integration/pg_client.h"
 #include "tests/integration/pgmux_process.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/integration/test_util.h"
 
 namespace pooler::integration {
 namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-PostgresEnvironment& pg() {
-  return PostgresEnvironment::instance();
-}
 
 // PostgreSQL closes on a malformed startup packet without waiting for anything; a close
 // only after a timeout (client_login_timeout is 60 s) is a different behavior.
@@ -53,26 +50,10 @@ constexpr std::uint32_t kCancelRequestCode = 80877102;
 constexpr std::uint32_t kSslRequestCode = 80877103;
 constexpr std::uint32_t kGssEncRequestCode = 80877104;
 
-std::string be32(std::uint32_t v) {
-  const std::uint32_t n = htonl(v);
-  return std::string(reinterpret_cast<const char*>(&n), 4);
-}
-
 std::uint32_t read_be32(const char* p) {
   std::uint32_t n = 0;
   std::memcpy(&n, p, 4);
   return ntohl(n);
-}
-
-// A StartupMessage: length, protocol version, name/value pairs, terminator.
-std::string startup_packet(const std::vector<std::pair<std::string, std::string>>& params,
-                           std::uint32_t version = kProtocol3) {
-  std::string body = be32(version);
-  for (const auto& [name, value] : params) {
-    body += name + '\0' + value + '\0';
-  }
-  body += '\0';
-  return be32(static_cast<std::uint32_t>(body.size() + 4)) + body;
 }
 
 std::string request_packet(std::uint32_t code) {
@@ -174,15 +155,7 @@ class RawConn {
  public:
   static RawConn tcp(int port) {
     RawConn conn;
-    conn.fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (conn.fd_ >= 0 &&
-        ::connect(conn.fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      conn.reset();
-    }
+    conn.fd_ = connect_loopback(port);
     return conn;
   }
   // The primary's Unix socket, where the superuser needs no password (reference runs).

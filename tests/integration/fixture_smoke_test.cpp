@@ -18,21 +18,12 @@
 #include "tests/integration/pg_client.h"
 #include "tests/integration/pgmux_process.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/integration/test_util.h"
 
 namespace pooler::integration {
 namespace {
 
 using namespace std::chrono_literals;
-
-PostgresEnvironment& pg() {
-  return PostgresEnvironment::instance();
-}
-
-// A table name no other test (or earlier run of this one) uses.
-std::string unique_name(std::string_view prefix) {
-  static int counter = 0;
-  return std::string(prefix) + "_" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
-}
 
 // The app user reaches the primary over TCP with SCRAM, and it is not a standby.
 TEST(FixtureTest, PrimaryAcceptsAppOverTcpAndIsNotInRecovery) {
@@ -71,15 +62,13 @@ TEST(FixtureTest, RowInsertedOnPrimaryAppearsOnReplica) {
 
   auto replica = connect(pg().tcp_conninfo(Node::Replica, "app", "secret", "app"));
   ASSERT_TRUE(replica) << replica.error;
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
   std::optional<std::string> note;
-  while (std::chrono::steady_clock::now() < deadline) {
-    note = query_value(replica.conn, "SELECT note FROM " + table + " WHERE id = 42");
-    if (note) {
-      break;
-    }
-    std::this_thread::sleep_for(20ms);
-  }
+  wait_for(
+      [&] {
+        note = query_value(replica.conn, "SELECT note FROM " + table + " WHERE id = 42");
+        return note.has_value();
+      },
+      5s);
   EXPECT_EQ(note, "hello") << pg().log_tail(Node::Replica, 10);
   EXPECT_TRUE(exec(primary.conn, "DROP TABLE " + table).ok());
 }

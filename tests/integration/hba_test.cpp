@@ -9,13 +9,10 @@
 #include "tests/integration/pg_client.h"
 #include "tests/integration/pgmux_process.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/integration/test_util.h"
 
 namespace pooler::integration {
 namespace {
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 TEST(HbaTest, FirstMatchingRuleDecides) {
   PgmuxConfigOptions o;

@@ -26,6 +26,7 @@
 #include "pooler/net/timer.h"
 #include "tests/integration/pg_client.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/integration/test_util.h"
 
 namespace pooler::integration {
 namespace {
@@ -34,8 +35,6 @@ using namespace std::chrono_literals;
 using backend::HealthSnapshot;
 using Clock = std::chrono::steady_clock;
 using SnapshotPtr = std::shared_ptr<const HealthSnapshot>;
-
-PostgresEnvironment& pg() { return PostgresEnvironment::instance(); }
 
 constexpr int kReplica = 0;  // index in the monitor's host list
 constexpr int kPrimary = 1;

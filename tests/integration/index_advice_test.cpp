@@ -10,10 +10,6 @@
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -35,6 +31,7 @@
 #include "tests/integration/pg_client.h"
 #include "tests/integration/pgmux_process.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/integration/test_util.h"
 
 namespace pooler::integration {
 namespace {
@@ -42,18 +39,8 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-PostgresEnvironment& pg() { return PostgresEnvironment::instance(); }
-
-bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (!done()) {
-    if (Clock::now() >= deadline) {
-      return false;
-    }
-    std::this_thread::sleep_for(100ms);
-  }
-  return true;
-}
+// Most probes here re-read and parse whole files: poll every 100 ms, not wait_for's 20 ms.
+constexpr auto kPoll = 100ms;
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -66,10 +53,6 @@ std::string lower(std::string text) {
   std::transform(text.begin(), text.end(), text.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return text;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
 }
 
 std::string without_spaces(std::string text) {
@@ -419,38 +402,6 @@ PgResult exec_prepared(PGconn* c, const std::string& name, const std::vector<std
 
 // ---- Admin console, HTTP, log --------------------------------------------------------------
 
-// The body of GET `path` on 127.0.0.1:port; "" on any failure.
-std::string http_get_body(int port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::send(fd, request.data(), request.size(), 0) != static_cast<ssize_t>(request.size())) {
-    ::close(fd);
-    return "";
-  }
-  std::string raw;
-  const auto deadline = Clock::now() + 10s;
-  while (Clock::now() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 100) <= 0) {
-      continue;
-    }
-    char buf[4096];
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) {
-      break;
-    }
-    raw.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  const auto end = raw.find("\r\n\r\n");
-  return end == std::string::npos ? "" : raw.substr(end + 4);
-}
-
 // The sum of every series of metric `name` (with or without labels); nullopt if there is none.
 std::optional<double> metric_sum(const std::string& text, const std::string& name) {
   std::optional<double> sum;
@@ -658,7 +609,7 @@ class IndexAdviceTest : public ::testing::Test {
   // Waits until the file holds `count` records (or more), then 2 s longer, so that a late
   // record (a negative judged last, a second record for a shape) shows too.
   AdviceFile wait_for_records(std::size_t count, std::chrono::milliseconds timeout = 30s) {
-    wait_for([&] { return read_advice(advice_path_).records.size() >= count; }, timeout);
+    wait_for([&] { return read_advice(advice_path_).records.size() >= count; }, timeout, kPoll);
     std::this_thread::sleep_for(2s);
     return read_advice(advice_path_);
   }
@@ -875,7 +826,7 @@ TEST_F(IndexAdviceTest, AdminConsoleAndMetricsShowTheRecords) {
     }
   }
 
-  const std::string metrics = http_get_body(http_port_, "/metrics");
+  const std::string metrics = http_get(http_port_, "/metrics").body;
   EXPECT_TRUE(contains(metrics, "# TYPE pgmux_index_advice_records gauge")) << metrics;
   EXPECT_EQ(metric_sum(metrics, "pgmux_index_advice_records").value_or(-1),
             static_cast<double>(file.records.size()))
@@ -910,7 +861,8 @@ TEST_F(IndexAdviceTest, CallsSpreadOverWorkersCountTogether) {
   EXPECT_EQ(rows, 1) << "one row per shape, summed over the workers\n" << queries;
 
   AdviceFile file;
-  EXPECT_TRUE(wait_for([&] { return !(file = read_advice(advice_path_)).records.empty(); }, 30s))
+  EXPECT_TRUE(
+      wait_for([&] { return !(file = read_advice(advice_path_)).records.empty(); }, 30s, kPoll))
       << "a shape that ran min_calls = " << kMinCalls << " times was never judged\n"
       << pgmux_.log_tail();
   ASSERT_EQ(file.records.size(), 1u) << describe(file);
@@ -933,7 +885,8 @@ TEST_F(IndexAdviceTest, ChangedRecordIsAppendedAgain) {
   };
   run(0, kMinCalls);
   AdviceFile file;
-  ASSERT_TRUE(wait_for([&] { return (file = read_advice(advice_path_)).line_count >= 1; }, 30s))
+  ASSERT_TRUE(
+      wait_for([&] { return (file = read_advice(advice_path_)).line_count >= 1; }, 30s, kPoll))
       << pgmux_.log_tail();
   ASSERT_EQ(file.records.size(), 1u) << describe(file);
   const Json first = file.records.begin()->second;
@@ -945,7 +898,7 @@ TEST_F(IndexAdviceTest, ChangedRecordIsAppendedAgain) {
         return file.line_count >= 2 && file.records.size() == 1 &&
                file.records.begin()->second.num("calls") > first.num("calls");
       },
-      30s))
+      30s, kPoll))
       << "the record was not appended again with its new calls\n"
       << describe(file);
   ASSERT_EQ(file.records.size(), 1u) << describe(file);
@@ -1088,7 +1041,8 @@ TEST_F(IndexAdviceTest, DefaultThresholdsAndParallelPlans) {
     ASSERT_TRUE(exec(c, by_status).ok());
   }
   AdviceFile file;
-  EXPECT_TRUE(wait_for([&] { return !(file = read_advice(advice_path_)).records.empty(); }, 60s))
+  EXPECT_TRUE(
+      wait_for([&] { return !(file = read_advice(advice_path_)).records.empty(); }, 60s, kPoll))
       << pgmux_.log_tail();
   EXPECT_LT(Clock::now() - started, 60s);
   std::this_thread::sleep_for(2s);
@@ -1161,7 +1115,7 @@ TEST_F(IndexAdviceTest, DisabledByDefault) {
   const PgResult queries = exec(admin, "SHOW QUERIES");
   ASSERT_TRUE(queries.ok()) << queries;
   EXPECT_GE(queries.rows.size(), 8u) << queries;
-  const std::string metrics = http_get_body(http_port, "/metrics");
+  const std::string metrics = http_get(http_port, "/metrics").body;
   EXPECT_EQ(metric_sum(metrics, "pgmux_index_advice_records").value_or(0), 0) << metrics;
   EXPECT_TRUE(log_lines_with(pgmux_.log_text(), {"index advice"}).empty()) << pgmux_.log_tail();
   EXPECT_TRUE(advisor_failure_lines(pgmux_.log_text()).empty()) << pgmux_.log_tail();
@@ -1181,7 +1135,7 @@ TEST_F(IndexAdviceTest, TargetReplica) {
       [&] {
         return query_value(c, "SELECT inet_server_port()") == std::to_string(pg().replica_port());
       },
-      10s))
+      10s, kPoll))
       << pgmux_.log_tail();
   ASSERT_TRUE(run_workload(c.get()));
   const AdviceFile file = wait_for_records(expected_shapes().size());
@@ -1275,7 +1229,8 @@ void expect_queries_flow_without_advisor(PgmuxProcess& pgmux, const std::string&
     }
   }
   EXPECT_EQ(errors, 0) << first_error;
-  EXPECT_TRUE(wait_for([&] { return !advisor_failure_lines(pgmux.log_text()).empty(); }, 15s))
+  EXPECT_TRUE(
+      wait_for([&] { return !advisor_failure_lines(pgmux.log_text()).empty(); }, 15s, kPoll))
       << "the advisor's failure was never logged\n"
       << pgmux.log_tail(60);
   // A new shape (SELECT 1, 1, ...) every 200 ms, each run min_calls times: fresh samples.

@@ -2,9 +2,7 @@
 // real AF_UNIX datagram socket, SIGHUP reloads under pgbench load, SIGTERM with an open
 // transaction and its escalation, a rolling restart on one port, SHOW REPLICAS.
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -15,7 +13,6 @@
 #include <cstddef>
 #include <cstring>
 #include <fstream>
-#include <functional>
 #include <optional>
 #include <string>
 #include <thread>
@@ -24,25 +21,13 @@
 #include "tests/integration/pg_client.h"
 #include "tests/integration/pgmux_process.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/integration/test_util.h"
 
 namespace pooler::integration {
 namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-PostgresEnvironment& pg() { return PostgresEnvironment::instance(); }
-
-bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (!done()) {
-    if (Clock::now() >= deadline) {
-      return false;
-    }
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
 
 // The receiving end of $NOTIFY_SOCKET, as systemd holds it: an AF_UNIX datagram socket
 // bound to a path, or to a name in the abstract namespace ('@' in the variable).
@@ -112,33 +97,6 @@ class NotifySocket {
   std::vector<std::string> seen_;
 };
 
-// The status of GET `path` on 127.0.0.1:`port` (0 when there is no answer).
-int http_status(int port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string raw;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string request = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
-        static_cast<ssize_t>(request.size())) {
-      pollfd p{fd, POLLIN, 0};
-      char buf[1024];
-      while (raw.size() < 12 && ::poll(&p, 1, 5000) > 0) {
-        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) {
-          break;
-        }
-        raw.append(buf, static_cast<std::size_t>(n));
-      }
-    }
-  }
-  ::close(fd);
-  return raw.rfind("HTTP/1.1 ", 0) == 0 && raw.size() >= 12 ? std::stoi(raw.substr(9, 3)) : 0;
-}
-
 struct Bench {
   CommandResult result;
   std::thread thread;
@@ -194,15 +152,6 @@ std::string dump(const PgResult& r) {
     out += "\n";
   }
   return out;
-}
-
-int column(const PgResult& r, const std::string& name) {
-  for (std::size_t i = 0; i < r.columns.size(); ++i) {
-    if (r.columns[i] == name) {
-      return static_cast<int>(i);
-    }
-  }
-  return -1;
 }
 
 // net.ipv4.tcp_migrate_req = 1 while it lives; the previous value back afterwards.
@@ -483,7 +432,7 @@ TEST_F(LifecycleTest, SigtermLetsOpenTransactionCommit) {
   const int http_port = PgmuxProcess::free_port();
   ASSERT_TRUE(pgmux.start(
       config(4, false, "http_listen = \"127.0.0.1:" + std::to_string(http_port) + "\"")));
-  EXPECT_EQ(http_status(http_port, "/readyz"), 200);
+  EXPECT_EQ(http_get(http_port, "/readyz").status, 200);
   auto su = connect(pg().superuser_conninfo(Node::Primary, "app")).conn;
   ASSERT_TRUE(su);
   ASSERT_TRUE(exec(su,
@@ -500,7 +449,7 @@ TEST_F(LifecycleTest, SigtermLetsOpenTransactionCommit) {
   std::this_thread::sleep_for(500ms);
   EXPECT_TRUE(pgmux.running()) << "exited with a transaction open";
   EXPECT_FALSE(connect(pgmux.conninfo())) << "accepted a new client while draining";
-  EXPECT_EQ(http_status(http_port, "/readyz"), 503);
+  EXPECT_EQ(http_get(http_port, "/readyz").status, 503);
   const auto commit = exec(c, "COMMIT");
   EXPECT_TRUE(commit.ok()) << commit;
   EXPECT_EQ(pgmux.wait_exit(10s), 0) << pgmux.log_tail();

@@ -14,6 +14,7 @@
 #include "tests/integration/pg_client.h"
 #include "tests/integration/pgmux_process.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/integration/test_util.h"
 
 namespace pooler::integration {
 namespace {
@@ -27,10 +28,6 @@ std::string config_with(const std::string& pgmux_extra, int workers = 1) {
   o.log_level = "info";
   o.pgmux_extra = pgmux_extra;
   return PgmuxProcess::typical_config(o);
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
 }
 
 TEST(LimitsTest, ConnectionsPerAddress) {

@@ -8,7 +8,8 @@ struct PqClear {
 };
 using PgResultPtr = std::unique_ptr<PGresult, PqClear>;
 
-// Copies a PGresult into a PgResult; a null `raw` means libpq could not even send.
+}  // namespace
+
 PgResult copy_result(PGconn* conn, PGresult* raw) {
   PgResult out;
   if (raw == nullptr) {
@@ -38,8 +39,6 @@ PgResult copy_result(PGconn* conn, PGresult* raw) {
   }
   return out;
 }
-
-}  // namespace
 
 ConnectResult connect(const std::string& conninfo) {
   ConnectResult out;

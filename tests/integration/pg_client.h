@@ -47,6 +47,10 @@ struct PgResult {
 
 std::ostream& operator<<(std::ostream& out, const PgResult& result);
 
+// `raw` copied out (the caller still clears it); a null `raw` means libpq could not even
+// send, and carries the connection's error.
+PgResult copy_result(PGconn* conn, PGresult* raw);
+
 // Runs `sql` with the simple query protocol (several statements allowed; the last
 // result is returned). A broken connection gives PGRES_FATAL_ERROR with its message.
 PgResult exec(PGconn* conn, const std::string& sql);

@@ -7,11 +7,10 @@
 #include "tests/integration/pg_client.h"
 #include "tests/integration/pgmux_process.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/integration/test_util.h"
 
 namespace pooler::integration {
 namespace {
-
-PostgresEnvironment& pg() { return PostgresEnvironment::instance(); }
 
 // Several clients with the same named statement over one backend; the table gains a column.
 TEST(PlanChangeTest, StaleCachedPlanIsPreparedAgain) {

@@ -7,7 +7,6 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -29,27 +28,13 @@
 #include "tests/integration/pg_client.h"
 #include "tests/integration/pgmux_process.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/integration/test_util.h"
 
 namespace pooler::integration {
 namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-PostgresEnvironment& pg() {
-  return PostgresEnvironment::instance();
-}
-
-// A name no other test (or earlier run of this one) uses.
-std::string unique_name(std::string_view prefix) {
-  static int counter = 0;
-  return std::string(prefix) + "_" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
-}
-
-// The app user straight to the primary over TCP: the reference for every comparison.
-std::string direct_conninfo() {
-  return pg().tcp_conninfo(Node::Primary, "app", "secret", "app");
-}
 
 constexpr long kMaxRssGrowthKb = 64 * 1024;
 
@@ -260,51 +245,31 @@ class RssSampler {
 
 // ---- A raw look at the first authentication request ---------------------------------
 
-std::string be32(std::uint32_t v) {
-  const std::uint32_t n = htonl(v);
-  return std::string(reinterpret_cast<const char*>(&n), 4);
-}
-
 // Sends a StartupMessage for `user` to 127.0.0.1:port and returns the first message
 // pgmux answers with (type byte + body), "" if none came within 5 s.
 std::string first_auth_message(int port, const std::string& user) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = connect_loopback(port);
   if (fd < 0) {
     return "";
   }
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  // The size of the first whole message in `bytes`, or 0 while there is none.
+  const auto message_size = [](const std::string& bytes) -> std::size_t {
+    if (bytes.size() < 5) {
+      return 0;
+    }
+    std::uint32_t len = 0;
+    std::memcpy(&len, bytes.data() + 1, 4);
+    const std::size_t size = 1 + std::size_t{ntohl(len)};
+    return bytes.size() >= size ? size : 0;
+  };
   std::string got;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    std::string body =
-        be32(196608) + "user" + '\0' + user + '\0' + "database" + '\0' + "app" + '\0' + '\0';
-    const std::string packet = be32(static_cast<std::uint32_t>(body.size() + 4)) + body;
-    if (::send(fd, packet.data(), packet.size(), MSG_NOSIGNAL) ==
-        static_cast<ssize_t>(packet.size())) {
-      const auto deadline = Clock::now() + 5s;
-      while (Clock::now() < deadline) {
-        if (got.size() >= 5) {
-          std::uint32_t len = 0;
-          std::memcpy(&len, got.data() + 1, 4);
-          len = ntohl(len);
-          if (got.size() >= 1 + std::size_t{len}) {
-            got.resize(1 + std::size_t{len});
-            break;
-          }
-        }
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, 100) <= 0) {
-          continue;
-        }
-        char buf[4096];
-        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) {
-          break;
-        }
-        got.append(buf, static_cast<std::size_t>(n));
-      }
+  const std::string packet = startup_packet({{"user", user}, {"database", "app"}});
+  if (::send(fd, packet.data(), packet.size(), MSG_NOSIGNAL) ==
+      static_cast<ssize_t>(packet.size())) {
+    got = read_socket(fd, 5s, nullptr,
+                      [&](const std::string& bytes) { return message_size(bytes) != 0; });
+    if (const std::size_t size = message_size(got); size != 0) {
+      got.resize(size);
     }
   }
   ::close(fd);

@@ -5,13 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <functional>
 #include <string>
-#include <thread>
 
 #include "tests/integration/pg_client.h"
 #include "tests/integration/pgmux_process.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/integration/test_util.h"
 
 namespace pooler::integration {
 namespace {
@@ -19,18 +18,8 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-PostgresEnvironment& pg() { return PostgresEnvironment::instance(); }
-
-bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (!done()) {
-    if (Clock::now() >= deadline) {
-      return false;
-    }
-    std::this_thread::sleep_for(50ms);
-  }
-  return true;
-}
+// Each probe is a query through pgmux: poll every 50 ms, not wait_for's 20 ms.
+constexpr auto kPoll = 50ms;
 
 class RoutingTest : public ::testing::Test {
  protected:
@@ -64,7 +53,7 @@ class RoutingTest : public ::testing::Test {
       return ::testing::AssertionFailure() << "no client";
     }
     if (!wait_for([&] { return port_of(c, "SELECT inet_server_port()") == pg().replica_port(); },
-                  10s)) {
+                  10s, kPoll)) {
       return ::testing::AssertionFailure() << "reads never reached the replica\n"
                                            << pgmux_.log_tail();
     }
@@ -107,7 +96,7 @@ TEST_F(RoutingTest, PlacementByStatement) {
         auto r = exec_params(c.get(), "SELECT inet_server_port() + $1::int", {"0"});
         return r.ok() && std::stoi(r.first()) == replica;
       },
-      5s));
+      5s, kPoll));
 }
 
 // An explicit read-write transaction stays on the primary throughout; a read-only one may
@@ -124,7 +113,8 @@ TEST_F(RoutingTest, TransactionsAndHints) {
   ASSERT_TRUE(exec(c, "COMMIT").ok());
   // That transaction counts as a write (read-your-writes): wait until it no longer holds
   // this client's reads on the primary.
-  ASSERT_TRUE(wait_for([&] { return port_of(c, "SELECT inet_server_port()") == replica; }, 5s));
+  ASSERT_TRUE(
+      wait_for([&] { return port_of(c, "SELECT inet_server_port()") == replica; }, 5s, kPoll));
   EXPECT_EQ(port_of(c, "BEGIN READ ONLY; SELECT inet_server_port()"), replica);
   ASSERT_TRUE(exec(c, "COMMIT").ok());
   EXPECT_EQ(port_of(c, "/* pgmux:primary */ SELECT inet_server_port()"), primary);
@@ -149,11 +139,17 @@ TEST_F(RoutingTest, ReadYourWritesAndLag) {
   }
   // Lag beyond 64 kB: the other client's reads move to the primary.
   ASSERT_TRUE(exec(su_, "INSERT INTO routed (v) SELECT repeat('x', 100) FROM generate_series(1, 5000)").ok());
-  EXPECT_TRUE(wait_for([&] { return port_of(other, "SELECT inet_server_port()") == pg().primary_port(); }, 5s));
+  EXPECT_TRUE(
+      wait_for([&] { return port_of(other, "SELECT inet_server_port()") == pg().primary_port(); },
+               5s, kPoll));
   ASSERT_TRUE(exec(replica_su_, "SELECT pg_wal_replay_resume()").ok());
-  EXPECT_TRUE(wait_for([&] { return port_of(other, "SELECT inet_server_port()") == pg().replica_port(); }, 10s));
+  EXPECT_TRUE(
+      wait_for([&] { return port_of(other, "SELECT inet_server_port()") == pg().replica_port(); },
+               10s, kPoll));
   // Once the replica caught up, the writer reads from it again.
-  EXPECT_TRUE(wait_for([&] { return port_of(writer, "SELECT inet_server_port()") == pg().replica_port(); }, 10s));
+  EXPECT_TRUE(
+      wait_for([&] { return port_of(writer, "SELECT inet_server_port()") == pg().replica_port(); },
+               10s, kPoll));
 }
 
 // A stopped replica: reads go to the primary without errors beyond a query in flight; when
@@ -177,13 +173,14 @@ TEST_F(RoutingTest, ReplicaDownAndBack) {
         }
         return std::stoi(*v) == pg().primary_port();
       },
-      5s));
+      5s, kPoll));
   EXPECT_LE(errors, 1);
   for (int i = 0; i < 10; ++i) {
     EXPECT_EQ(port_of(c, "SELECT inet_server_port()"), pg().primary_port());
   }
   ASSERT_TRUE(pg().run_ctl(Node::Replica, {"start", "-w"}).ok());
-  EXPECT_TRUE(wait_for([&] { return port_of(c, "SELECT inet_server_port()") == pg().replica_port(); }, 15s))
+  EXPECT_TRUE(wait_for(
+      [&] { return port_of(c, "SELECT inet_server_port()") == pg().replica_port(); }, 15s, kPoll))
       << pgmux_.log_tail();
 }
 
@@ -288,7 +285,7 @@ TEST_F(RoutingTest, ZzPromotionFollowed) {
         auto v = query_value(c, "INSERT INTO routed (v) VALUES ('after') RETURNING inet_server_port()");
         return v && std::stoi(*v) == pg().replica_port();
       },
-      10s))
+      10s, kPoll))
       << pgmux_.log_tail();
   EXPECT_LT(Clock::now() - start, 10s);
 }

@@ -3,10 +3,8 @@
 // swaps the certificate, and pgmux to PostgreSQL over TLS (the fixture's primary switched
 // to ssl=on). Certificates come from a throwaway CA made with the openssl command.
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
-#include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <sys/socket.h>
@@ -26,6 +24,7 @@
 #include "tests/integration/pg_client.h"
 #include "tests/integration/pgmux_process.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/integration/test_util.h"
 
 namespace pooler::integration {
 namespace {
@@ -353,30 +352,14 @@ TEST_F(TlsTest, BadCertificateIsAConfigurationError) {
 
 // ---- Raw TLS clients: what libpq 15 cannot send ------------------------------------
 
-std::string be32(std::uint32_t v) {
-  const std::uint32_t n = htonl(v);
-  return std::string(reinterpret_cast<const char*>(&n), 4);
-}
-
-std::string startup_packet() {
-  const std::string params = std::string("user\0app\0database\0app\0\0", 23);
-  return be32(static_cast<std::uint32_t>(8 + params.size())) + be32(196608) + params;
-}
-
 const std::string kSslRequest = be32(8) + be32(80877103);
 
 // A blocking TCP socket to 127.0.0.1:port with a 5 s receive timeout; -1 on failure.
 int tcp_connect(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval timeout{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
+  const int fd = connect_loopback(port);
+  if (fd >= 0) {
+    timeval timeout{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
   }
   return fd;
 }
@@ -432,7 +415,7 @@ TEST_F(TlsTest, DirectTlsWithAlpn) {
   unsigned alpn_len = 0;
   SSL_get0_alpn_selected(tls.ssl, &alpn, &alpn_len);
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(alpn), alpn_len), "postgresql");
-  ASSERT_TRUE(tls.send(startup_packet()));
+  ASSERT_TRUE(tls.send(startup_packet({{"user", "app"}, {"database", "app"}})));
   char first = 0;
   ASSERT_EQ(SSL_read(tls.ssl, &first, 1), 1);
   EXPECT_EQ(first, 'R');  // AuthenticationSASL
@@ -459,7 +442,7 @@ TEST_F(TlsTest, PlaintextAfterSslRequestRefused) {
   ASSERT_NO_FATAL_FAILURE(start(client_tls("prefer")));
   const int fd = tcp_connect(pgmux_.port());
   ASSERT_GE(fd, 0);
-  const std::string both = kSslRequest + startup_packet();
+  const std::string both = kSslRequest + startup_packet({{"user", "app"}, {"database", "app"}});
   ASSERT_EQ(::send(fd, both.data(), both.size(), MSG_NOSIGNAL), static_cast<ssize_t>(both.size()));
   const std::string said = read_to_end(fd);
   ::close(fd);

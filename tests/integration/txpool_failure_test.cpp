@@ -13,7 +13,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
-#include <functional>
 #include <map>
 #include <set>
 #include <thread>
@@ -21,64 +20,13 @@
 #include "tests/integration/pg_client.h"
 #include "tests/integration/pgmux_process.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/integration/test_util.h"
 
 namespace pooler::integration {
 namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-PostgresEnvironment& pg() { return PostgresEnvironment::instance(); }
-
-bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (!done()) {
-    if (Clock::now() >= deadline) {
-      return false;
-    }
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// The first error (or last) result of a query sent with PQsendQuery; nullopt if it is
-// not finished within `timeout`, so a hang fails the test instead of blocking it.
-std::optional<PgResult> finish_query(PGconn* c, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  std::optional<PgResult> out;
-  for (;;) {
-    while (PQisBusy(c)) {
-      if (Clock::now() >= deadline) {
-        return std::nullopt;
-      }
-      pollfd p{PQsocket(c), POLLIN, 0};
-      ::poll(&p, 1, 20);
-      if (PQconsumeInput(c) == 0) {
-        break;
-      }
-    }
-    PGresult* r = PQgetResult(c);
-    if (r == nullptr) {
-      return out ? out : PgResult{};
-    }
-    if (!out || out->ok()) {
-      out = PgResult{};
-      out->status = PQresultStatus(r);
-      out->error = PQresultErrorMessage(r);
-      if (const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE)) {
-        out->sqlstate = s;
-      }
-      if (PQntuples(r) > 0) {
-        out->rows = {{PQgetvalue(r, 0, 0)}};
-      }
-    }
-    PQclear(r);
-  }
-}
 
 // Collects what libpq passes to the notice receiver: an ErrorResponse that arrives
 // while the client is idle (a timeout closing it) is reported that way.
@@ -112,40 +60,6 @@ bool wait_closed_by_server(PGconn* c, std::chrono::milliseconds timeout) {
 
 // ---- Raw sockets (for what libpq cannot do: never send a startup packet) --------------
 
-int raw_connect(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// Everything the peer sends until it closes; `closed` false if it did not within `timeout`.
-std::string read_until_closed(int fd, std::chrono::milliseconds timeout, bool* closed) {
-  std::string data;
-  const auto deadline = Clock::now() + timeout;
-  *closed = false;
-  while (Clock::now() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 20) <= 0) {
-      continue;
-    }
-    char buf[4096];
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) {
-      *closed = true;
-      break;
-    }
-    data.append(buf, static_cast<std::size_t>(n));
-  }
-  return data;
-}
-
 // The fields of the first ErrorResponse ('E') in `bytes`, by field code ('C', 'M', ...).
 std::map<char, std::string> error_fields(const std::string& bytes) {
   std::map<char, std::string> fields;
@@ -165,17 +79,6 @@ std::map<char, std::string> error_fields(const std::string& bytes) {
     at += 1 + len;
   }
   return fields;
-}
-
-// StartupMessage (F), protocol 3.0, for user/database app.
-std::string startup_packet() {
-  std::string body;
-  body.append("\x00\x03\x00\x00", 4);
-  for (const char* s : {"user", "app", "database", "app", ""}) {
-    body.append(s, std::strlen(s) + 1);
-  }
-  const std::uint32_t len = htonl(static_cast<std::uint32_t>(body.size() + 4));
-  return std::string(reinterpret_cast<const char*>(&len), 4) + body;
 }
 
 // ---- Fixture -------------------------------------------------------------------------
@@ -218,19 +121,9 @@ class TxPoolFailureTest : public ::testing::Test {
   }
 
   int app_backends(const std::string& where = "true") {
-    const auto n = query_value(su_, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' "
-                                    "AND backend_type = 'client backend' AND (" + where + ")");
-    return n ? std::stoi(*n) : -1;
+    return integration::app_backends(su_, where);
   }
-
-  std::string activity() {
-    const auto r = exec(su_, "SELECT pid, state, query FROM pg_stat_activity WHERE usename = 'app'");
-    std::string out;
-    for (const auto& row : r.rows) {
-      out += row[0] + " " + row[1] + " " + row[2] + "\n";
-    }
-    return out;
-  }
+  std::string activity() { return app_activity(su_); }
 
   PgmuxProcess pgmux_;
   PgConn su_;
@@ -442,15 +335,15 @@ TEST_F(TxPoolFailureTest, ClientIdleTimeout) {
 TEST_F(TxPoolFailureTest, ClientLoginTimeout) {
   ASSERT_TRUE(start(pool(1, "client_login_timeout = 0.5")));
   for (const bool send_startup : {false, true}) {
-    const int fd = raw_connect(pgmux_.port());
+    const int fd = connect_loopback(pgmux_.port());
     ASSERT_GE(fd, 0);
     if (send_startup) {
-      const std::string packet = startup_packet();
+      const std::string packet = startup_packet({{"user", "app"}, {"database", "app"}});
       ASSERT_EQ(::send(fd, packet.data(), packet.size(), 0), static_cast<ssize_t>(packet.size()));
     }
     const auto t = Clock::now();
     bool closed = false;
-    const std::string bytes = read_until_closed(fd, 4s, &closed);
+    const std::string bytes = read_socket(fd, 4s, &closed);
     ::close(fd);
     EXPECT_TRUE(closed) << "startup=" << send_startup;
     EXPECT_GT(seconds_since(t), 0.4);
@@ -620,12 +513,12 @@ TEST_F(TxPoolFailureTest, MaxClientConnRefusesExtraClient) {
     ASSERT_TRUE(clients.back());
     ASSERT_EQ(query_value(clients.back(), "SELECT 1"), "1");
   }
-  const int fd = raw_connect(pgmux_.port());
+  const int fd = connect_loopback(pgmux_.port());
   ASSERT_GE(fd, 0);
-  const std::string packet = startup_packet();
+  const std::string packet = startup_packet({{"user", "app"}, {"database", "app"}});
   ::send(fd, packet.data(), packet.size(), MSG_NOSIGNAL);
   bool closed = false;
-  const auto fields = error_fields(read_until_closed(fd, 3s, &closed));
+  const auto fields = error_fields(read_socket(fd, 3s, &closed));
   ::close(fd);
   EXPECT_TRUE(closed);
   EXPECT_EQ(fields.contains('C') ? fields.at('C') : "none", "53300");

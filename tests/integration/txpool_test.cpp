@@ -6,14 +6,12 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <regex>
 #include <set>
 #include <thread>
@@ -21,87 +19,13 @@
 #include "tests/integration/pg_client.h"
 #include "tests/integration/pgmux_process.h"
 #include "tests/integration/postgres_environment.h"
+#include "tests/integration/test_util.h"
 
 namespace pooler::integration {
 namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-PostgresEnvironment& pg() { return PostgresEnvironment::instance(); }
-
-std::string unique_name(std::string_view prefix) {
-  static std::atomic<int> counter = 0;
-  return std::string(prefix) + "_" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
-}
-
-bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (!done()) {
-    if (Clock::now() >= deadline) {
-      return false;
-    }
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// A PGresult copied out (the fixture's copy is private to pg_client.cpp).
-PgResult copy_out(PGresult* raw) {
-  PgResult out;
-  out.status = PQresultStatus(raw);
-  out.error = PQresultErrorMessage(raw);
-  if (const char* s = PQresultErrorField(raw, PG_DIAG_SQLSTATE)) {
-    out.sqlstate = s;
-  }
-  for (int r = 0; r < PQntuples(raw); ++r) {
-    out.rows.emplace_back();
-    out.nulls.emplace_back();
-    for (int c = 0; c < PQnfields(raw); ++c) {
-      out.rows.back().emplace_back(PQgetvalue(raw, r, c));
-      out.nulls.back().push_back(PQgetisnull(raw, r, c) != 0);
-    }
-  }
-  return out;
-}
-
-// Waits until libpq can return a result without blocking; false at the deadline.
-bool wait_result_ready(PGconn* c, Clock::time_point deadline) {
-  while (PQisBusy(c)) {
-    if (Clock::now() >= deadline) {
-      return false;
-    }
-    pollfd p{PQsocket(c), POLLIN, 0};
-    ::poll(&p, 1, 20);
-    if (PQconsumeInput(c) == 0) {
-      return true;  // broken: PQgetResult reports it
-    }
-  }
-  return true;
-}
-
-// The last result of a query sent with PQsend*, or nullopt if it is not done in time.
-std::optional<PgResult> finish_query(PGconn* c, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  std::optional<PgResult> last;
-  for (;;) {
-    if (!wait_result_ready(c, deadline)) {
-      return std::nullopt;
-    }
-    PGresult* r = PQgetResult(c);
-    if (r == nullptr) {
-      return last ? last : PgResult{};
-    }
-    if (!last || last->ok() || PQresultStatus(r) == PGRES_FATAL_ERROR) {
-      last = copy_out(r);
-    }
-    PQclear(r);
-  }
-}
 
 // One line per pipeline result ("END" for the NULL after a query), until `syncs` syncs.
 std::vector<std::string> read_pipeline(PGconn* c, int syncs) {
@@ -243,8 +167,6 @@ PgmuxConfigOptions pool(int size, std::string log_level = "debug") {
   return o;
 }
 
-std::string direct_conninfo() { return pg().tcp_conninfo(Node::Primary, "app", "secret", "app"); }
-
 // Each test runs its own pgmux; the superuser connection counts that pgmux's backends.
 class TxPoolTest : public ::testing::Test {
  protected:
@@ -270,21 +192,10 @@ class TxPoolTest : public ::testing::Test {
     return std::move(c.conn);
   }
 
-  // Backends of user app on the primary matching `where` (an SQL condition).
   int app_backends(const std::string& where = "true") {
-    const auto n = query_value(su_, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' "
-                                    "AND backend_type = 'client backend' AND (" + where + ")");
-    return n ? std::stoi(*n) : -1;
+    return integration::app_backends(su_, where);
   }
-
-  std::string activity() {
-    const auto r = exec(su_, "SELECT pid, state, query FROM pg_stat_activity WHERE usename = 'app'");
-    std::string out;
-    for (const auto& row : r.rows) {
-      out += row[0] + " " + row[1] + " " + row[2] + "\n";
-    }
-    return out;
-  }
+  std::string activity() { return app_activity(su_); }
 
   PgmuxProcess pgmux_;
   PgConn su_;
@@ -491,7 +402,7 @@ TEST_F(TxPoolTest, StatementSkippedInFailedPipelineDoesNotExist) {
     const auto lines = join(read_pipeline(p, 1));
     EXPECT_EQ(PQexitPipelineMode(p), 1);
     PGresult* r = PQexecPrepared(p, "skipped_s", 0, nullptr, nullptr, nullptr, 0);
-    const PgResult res = copy_out(r);
+    const PgResult res = copy_result(p, r);
     PQclear(r);
     return lines + res.sqlstate;
   };
@@ -510,7 +421,7 @@ std::optional<std::string> exec_prepared(PGconn* c, const char* name, const std:
                                          std::string* sqlstate = nullptr) {
   const char* v[] = {arg.c_str()};
   PGresult* r = PQexecPrepared(c, name, 1, v, nullptr, nullptr, 0);
-  const PgResult res = copy_out(r);
+  const PgResult res = copy_result(c, r);
   PQclear(r);
   if (sqlstate != nullptr) {
     *sqlstate = res.sqlstate;
@@ -553,7 +464,7 @@ TEST_F(TxPoolTest, NamedStatementsDoNotCollideAcrossBackends) {
         const std::string arg = std::to_string(j);
         const char* v[] = {arg.c_str()};
         PGresult* r = PQexecPrepared(c.conn.get(), "s1", 1, v, nullptr, nullptr, 0);
-        const PgResult res = copy_out(r);
+        const PgResult res = copy_result(c.conn.get(), r);
         PQclear(r);
         if (!res.ok() || res.first() != std::to_string(j * factor)) {
           errors[i] = "j=" + arg + ": " + res.first() + " " + res.error;
