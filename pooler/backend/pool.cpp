@@ -11,6 +11,10 @@
 
 namespace pooler::backend {
 namespace {
+// Waits are timed on the fresh monotonic clock, not the loop's cached ms: most last less
+// than a millisecond, and SHOW STATS' total_wait_time is in microseconds.
+std::uint64_t now_us() { return net::now_ns() / 1000; }
+
 constexpr std::uint64_t kFirstBackoffMs = 100;
 // Capped so that service resumes within about a second of the server coming back.
 constexpr std::uint64_t kMaxBackoffMs = 1000;
@@ -72,7 +76,7 @@ BackendConn* Pool::lease(PoolWaiter& waiter, std::uint64_t now_ms) {
     return b;
   }
   waiter.waiting = true;
-  waiters_.push(&waiter, now_ms);
+  waiters_.push(&waiter, now_us());
   if (!paused_) {
     spawn_if_needed(now_ms);
   }
@@ -168,7 +172,7 @@ void Pool::spawn_if_needed(std::uint64_t now_ms) {
   int limit = settings_.size;
   // The reserve opens once the first waiter has waited reserve_pool_timeout.
   if (settings_.reserve_size > 0 && !waiters_.empty() &&
-      now_ms - waiters_.front().since_ms >=
+      waiters_.longest_wait_ms(now_us()) >=
           static_cast<std::uint64_t>(settings_.reserve_timeout.count())) {
     limit += settings_.reserve_size;
   }
@@ -214,9 +218,10 @@ void Pool::hand_over(BackendConn& backend) {
     return;
   }
   if (!waiters_.empty() && !paused_) {
-    const auto [w, since_ms] = waiters_.pop_front();
+    const auto [w, since_us] = waiters_.pop_front();
     w->waiting = false;
-    wait_time_us_ += (now - since_ms) * 1000;
+    const std::uint64_t served_us = now_us();
+    wait_time_us_ += served_us > since_us ? served_us - since_us : 0;
     backend.transition(BackendState::Active);
     backend.attach(nullptr, now);
     ++leases_;
@@ -343,7 +348,7 @@ void Pool::tick(std::uint64_t now_ms) {
   // Clients that waited too long for a backend.
   const auto wait_limit = static_cast<std::uint64_t>(t.query_wait_timeout.count());
   if (wait_limit > 0) {
-    while (!waiters_.empty() && now_ms - waiters_.front().since_ms >= wait_limit) {
+    while (!waiters_.empty() && waiters_.longest_wait_ms(now_us()) >= wait_limit) {
       PoolWaiter* w = waiters_.pop_front().waiter;
       w->waiting = false;
       w->on_lease_failed(Error{Errc::Timeout, "query_wait_timeout: no server connection was free within " +
@@ -406,10 +411,7 @@ PoolStats Pool::stats() const {
     }
   }
   s.waiting = static_cast<int>(waiters_.size());
-  const std::uint64_t now = net::now_ms(loop_);
-  if (!waiters_.empty()) {
-    s.max_wait_ms = now - waiters_.front().since_ms;
-  }
+  s.max_wait_ms = waiters_.longest_wait_ms(now_us());
   s.leases = leases_;
   s.connect_failures = connect_failures_;
   s.wait_time_us = wait_time_us_;

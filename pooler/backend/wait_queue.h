@@ -16,19 +16,24 @@ class WaitQueue {
  public:
   struct Entry {
     Waiter* waiter = nullptr;  // null: it stopped waiting
-    std::uint64_t since_ms = 0;
+    std::uint64_t since_us = 0;  // monotonic (net::now_ns() / 1000): waits are often < 1 ms
   };
 
   bool empty() const { return live_ == 0; }
   std::size_t size() const { return live_; }
 
-  void push(Waiter* waiter, std::uint64_t now_ms) {
-    entries_.push_back(Entry{waiter, now_ms});
+  void push(Waiter* waiter, std::uint64_t now_us) {
+    entries_.push_back(Entry{waiter, now_us});
     ++live_;
   }
 
   // Only while !empty().
   const Entry& front() const { return entries_.front(); }
+
+  // The wait of the first waiter so far, in ms; 0 when none waits.
+  std::uint64_t longest_wait_ms(std::uint64_t now_us) const {
+    return empty() || now_us < front().since_us ? 0 : (now_us - front().since_us) / 1000;
+  }
 
   Entry pop_front() {
     Entry e = entries_.front();

@@ -13,15 +13,18 @@ TEST(WaitQueueTest, FirstComeFirstServedWithWaitStart) {
   WaitQueue<W> q;
   W a{1}, b{2}, c{3};
   EXPECT_TRUE(q.empty());
+  EXPECT_EQ(q.longest_wait_ms(5000), 0u);
   q.push(&a, 100);
   q.push(&b, 150);
   q.push(&c, 151);
   EXPECT_EQ(q.size(), 3u);
+  EXPECT_EQ(q.longest_wait_ms(2099), 1u);
+  EXPECT_EQ(q.longest_wait_ms(50), 0u);  // a clock read before the wait began
   EXPECT_EQ(q.front().waiter, &a);
-  EXPECT_EQ(q.front().since_ms, 100u);
+  EXPECT_EQ(q.front().since_us, 100u);
   const auto first = q.pop_front();
   EXPECT_EQ(first.waiter, &a);
-  EXPECT_EQ(first.since_ms, 100u);
+  EXPECT_EQ(first.since_us, 100u);
   EXPECT_EQ(q.pop_front().waiter, &b);
   EXPECT_EQ(q.pop_front().waiter, &c);
   EXPECT_TRUE(q.empty());
@@ -39,7 +42,7 @@ TEST(WaitQueueTest, RemovedWaitersAreNeverHandedOut) {
   q.remove(&a);  // the front: the hole behind it goes too
   EXPECT_EQ(q.size(), 2u);
   EXPECT_EQ(q.front().waiter, &c);
-  EXPECT_EQ(q.front().since_ms, 3u);
+  EXPECT_EQ(q.front().since_us, 3u);
   q.remove(&a);  // not waiting any more: nothing happens
   EXPECT_EQ(q.size(), 2u);
   q.remove(&d);
