@@ -82,12 +82,25 @@ def _fail_cell(rs):
     return cell
 
 
+def ratio_values(num_runs: list[dict], den_runs: list[dict], metric: str) -> list[float]:
+    """Per-repetition ratios num/den of metric over successful runs, paired by
+    repetition (runs of one repetition were made close together)."""
+    a = {r["rep"]: r.get(metric) for r in _ok(num_runs)}
+    b = {r["rep"]: r.get(metric) for r in _ok(den_runs)}
+    return [a[k] / b[k] for k in a if k in b and a[k] and b[k]]
+
+
+def ratio_median(num_runs: list[dict], den_runs: list[dict], metric: str) -> float | None:
+    """Median of the per-repetition ratios as a number (None if no pair), for
+    checks against targets; same figure _ratio prints."""
+    med, _, _ = _med(ratio_values(num_runs, den_runs, metric))
+    return med
+
+
 def _ratio(by_target, num, den, metric):
     """Median (min–max) of per-repetition ratios num/den: each ratio compares
     two runs made seconds apart."""
-    a = {r["rep"]: r.get(metric) for r in _ok(by_target.get(num, []))}
-    b = {r["rep"]: r.get(metric) for r in _ok(by_target.get(den, []))}
-    vals = [a[k] / b[k] for k in a if k in b and a[k] and b[k]]
+    vals = ratio_values(by_target.get(num, []), by_target.get(den, []), metric)
     return fmt_range(vals, 2)
 
 
@@ -283,4 +296,7 @@ def render(meta: dict, runs: list[dict], idle: list[dict]) -> str:
         "`query_stats = false` turns per-shape statistics off; `pgmux + index advisor` has "
         "`[index_advice] enabled = true` (samples, EXPLAINs on a side connection).", "advice" in sel))
     out.append(idle_section(idle, p["pool_size"], "idle" in sel))
+    # Imported here: targets.py uses this module's helpers (ratio_median, _ok).
+    from pgmuxbench import targets
+    out.append(targets.targets_section(runs, idle, p))
     return "\n".join(out).rstrip() + "\n"
