@@ -346,30 +346,37 @@ Result<void> ClientSession::handle_auth(const wire::Frame& frame) {
     return fail(Errc::Auth, failed);
   }
   wire::encode_auth_sasl_final(*server_final, out);
-  write(out.data());
-  return finish_auth();
+  return finish_auth(out.data());
 }
 
-Result<void> ClientSession::finish_auth() {
+Result<void> ClientSession::finish_auth(std::span<const std::byte> auth_tail) {
+  // The end of a login goes out in one write, as PostgreSQL sends it: one wake-up of the
+  // client instead of three (SASL final, AuthenticationOk, then the parameters).
+  wire::WriteBuffer out;
+  out.append(auth_tail);
   if (login_->admin) {
+    if (!out.empty()) {
+      write(out.data());
+    }
     return finish_admin_auth();
   }
   if (!host_.admit_user(*user_config_, user_counted_)) {
     ++host_.counters().refused[4];  // app::Refusal::UserConns
     const int limit = user_config_->max_user_client_connections.value_or(
         host_.config().general.max_user_client_connections);
+    if (!out.empty()) {
+      write(out.data());  // authenticated, then refused, as PostgreSQL does
+    }
     return std::unexpected(Error{Errc::PoolFull,
                                  "too many connections for user \"" + user_config_->name +
                                      "\" (max_user_client_connections = " + std::to_string(limit) + ")",
                                  ss::kTooManyConnections});
   }
-  wire::WriteBuffer& out = host_.scratch();
-  out.clear();
   wire::encode_auth_ok(out);
-  write(out.data());
   mode_ = user_config_->pool_mode.value_or(db_config_->pool_mode);
   pool_ = host_.pool_for(*db_config_, *user_config_, primary_host());
   if (pool_ == nullptr) {
+    write(out.data());
     return fail(Errc::Internal, "no pool for database \"" + db_config_->name + "\"");
   }
   auto& scram = login_->scram;
@@ -385,6 +392,14 @@ Result<void> ClientSession::finish_auth() {
   wire::random_bytes(secret);
   std::memcpy(&cancel_secret_, secret.data(), 4);
   transition(ClientState::WaitingForParams);
+  if (pool_->has_server_params()) {
+    append_login_params(out);
+    write(out.data());
+    logged_in();
+    return {};
+  }
+  // The first client of a pool waits for a server connection to learn the parameters.
+  write(out.data());
   pool_->wait_for_server_params(*this);
   return {};
 }
@@ -393,7 +408,14 @@ void ClientSession::on_server_params_ready() {
   if (state_ != ClientState::WaitingForParams) {
     return;
   }
-  send_login_params();
+  wire::WriteBuffer& out = host_.scratch();
+  out.clear();
+  append_login_params(out);
+  write(out.data());
+  logged_in();
+}
+
+void ClientSession::logged_in() {
   transition(ClientState::Idle);
   SPDLOG_DEBUG("client {} {}: logged in as {} to {}", id_, peer(), user(), database());
   if (host_.suspended()) {
@@ -404,9 +426,7 @@ void ClientSession::on_server_params_ready() {
   process_buffered();
 }
 
-void ClientSession::send_login_params() {
-  wire::WriteBuffer& out = host_.scratch();
-  out.clear();
+void ClientSession::append_login_params(wire::WriteBuffer& out) {
   for (const auto& [name, value] : pool_->server_params()) {
     std::string_view v = value;
     for (const auto& [k, mine] : startup_settings()->reported) {
@@ -422,7 +442,6 @@ void ClientSession::send_login_params() {
   }
   wire::encode(wire::BackendKeyData{cancel_pid(), cancel_secret_}, out);
   wire::encode(wire::ReadyForQuery{wire::TxStatus::Idle}, out);
-  write(out.data());
 }
 
 Result<void> ClientSession::finish_admin_auth() {

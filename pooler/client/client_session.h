@@ -136,10 +136,13 @@ class ClientSession final : public net::Deletable,
   Result<void> start_auth();
   Result<config::AuthMethod> auth_method() const;
   Result<void> handle_auth(const wire::Frame& frame);
-  Result<void> finish_auth();
+  // `auth_tail`: the last authentication message (SCRAM's final), sent in the same write
+  // as AuthenticationOk and what follows it.
+  Result<void> finish_auth(std::span<const std::byte> auth_tail = {});
   Result<void> finish_admin_auth();
   void handle_admin_frame(const wire::Frame& frame);
-  void send_login_params();
+  void append_login_params(wire::WriteBuffer& out);
+  void logged_in();
 
   // Requests.
   void handle_idle_frame(const wire::Frame& frame, bool& consumed);
