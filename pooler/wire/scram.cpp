@@ -383,6 +383,44 @@ ScramKeys derive_scram_keys(std::string_view password, std::string_view salt, in
   return keys;
 }
 
+namespace {
+
+// PBKDF2 with PostgreSQL's 4,096 iterations costs milliseconds of the loop thread; every
+// server connection of a pool logs in with the same password against the same salt, so a
+// reconnect storm would pay it once per connection. A few recent derivations per thread,
+// keyed by a digest of the password (the plaintext is not kept here).
+struct DerivedKeys {
+  ScramKey password_digest{};
+  std::string salt;
+  int iterations = 0;
+  ScramKeys keys;
+};
+constexpr std::size_t kDerivedKeysKept = 8;
+thread_local std::array<DerivedKeys, kDerivedKeysKept> t_derived;
+thread_local std::size_t t_derived_next = 0;
+thread_local std::uint64_t t_derivations = 0;
+
+ScramKeys client_keys(std::string_view password, std::string_view salt, int iterations) {
+  const ScramKey digest = sha256(as_bytes(password));
+  for (const DerivedKeys& d : t_derived) {
+    if (d.iterations == iterations && d.salt == salt && equal_keys(d.password_digest, digest)) {
+      return d.keys;
+    }
+  }
+  ++t_derivations;
+  DerivedKeys& slot = t_derived[t_derived_next];
+  t_derived_next = (t_derived_next + 1) % kDerivedKeysKept;
+  slot.password_digest = digest;
+  slot.salt = std::string(salt);
+  slot.iterations = iterations;
+  slot.keys = derive_scram_keys(password, salt, iterations);
+  return slot.keys;
+}
+
+}  // namespace
+
+std::uint64_t scram_client_derivations() { return t_derivations; }
+
 ScramVerifier make_scram_verifier(std::string_view password, std::string_view salt,
                                   int iterations) {
   const ScramKeys keys = derive_scram_keys(password, salt, iterations);
@@ -612,7 +650,7 @@ Result<std::string> ScramClient::on_server_first(std::string_view server_first) 
     return std::unexpected(std::move(msg.error()));
   }
   if (password_) {
-    keys_ = derive_scram_keys(*password_, msg->salt, msg->iterations);
+    keys_ = client_keys(*password_, msg->salt, msg->iterations);
   }
   const std::string without_proof = "c=biws,r=" + std::string(msg->nonce);  // biws = "n,,"
   auth_message_ = client_first_bare_ + "," + std::string(server_first) + "," + without_proof;

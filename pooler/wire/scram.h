@@ -107,6 +107,10 @@ class ScramServer {
 
 // pgmux as the SCRAM client, logging in to PostgreSQL. One object per exchange, used in order:
 // client_first, on_server_first, on_server_final. Loop thread only.
+// How many PBKDF2 derivations ScramClients made on this thread (tests: repeated logins
+// with the same password and salt derive once).
+std::uint64_t scram_client_derivations();
+
 class ScramClient {
  public:
   explicit ScramClient(std::string password);  // plaintext

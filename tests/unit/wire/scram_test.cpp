@@ -184,6 +184,34 @@ TEST(ScramRoundTripTest, RightPassword) {
   EXPECT_TRUE(server.authenticated());
 }
 
+// A pool's server connections log in with one password against one salt: PBKDF2 runs
+// once, the later logins reuse its keys. Another salt or password derives again, and a
+// wrong password is never taken for a cached right one.
+TEST(ScramRoundTripTest, RepeatedLoginsDeriveOnce) {
+  const ScramVerifier verifier = scram_verifier_for_plaintext("pool password");
+  const std::uint64_t before = scram_client_derivations();
+  for (int i = 0; i < 3; ++i) {
+    ScramServer server(verifier);
+    ScramClient client("pool password");
+    const Exchange ex = run_exchange(server, client);
+    ASSERT_TRUE(ex.client_done.has_value()) << ex.client_done.error().message;
+    EXPECT_TRUE(server.authenticated());
+  }
+  EXPECT_EQ(scram_client_derivations() - before, 1u);
+
+  ScramServer other_salt(scram_verifier_for_plaintext("pool password"));
+  ScramClient again("pool password");
+  EXPECT_TRUE(run_exchange(other_salt, again).client_done.has_value());
+  EXPECT_EQ(scram_client_derivations() - before, 2u);
+
+  ScramServer server(verifier);
+  ScramClient wrong("pool passworD");
+  const Exchange ex = run_exchange(server, wrong);
+  EXPECT_FALSE(ex.server_final.has_value());
+  EXPECT_FALSE(server.authenticated());
+  EXPECT_EQ(scram_client_derivations() - before, 3u);
+}
+
 // A wrong password fails at the server with Errc::Auth and the PostgreSQL wording.
 TEST(ScramRoundTripTest, WrongPassword) {
   ScramServer server(scram_verifier_for_plaintext("correct horse"));
