@@ -15,18 +15,7 @@ namespace {
 
 using namespace pooler;
 using namespace pooler::wire;
-using fuzz::same_bytes;
-using fuzz::wire_bytes;
-
-template <typename Msg>
-void check_round_trip(const Frame& f, const Result<Msg>& msg) {
-  if (!msg || f.type != Msg::kType) {
-    return;
-  }
-  WriteBuffer out;
-  encode(*msg, out);
-  FUZZ_CHECK(same_bytes(out.data(), wire_bytes(f)));
-}
+using fuzz::check_round_trip;
 
 void decode_all(const Frame& f) {
   if (const auto auth = decode_authentication(f)) {
@@ -58,16 +47,6 @@ void decode_all(const Frame& f) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  auto rest = fuzz::as_bytes(data, size);
-  while (!rest.empty()) {
-    auto scanned = peek_frame(rest, Phase::Regular, fuzz::kFuzzMaxMessage);
-    if (!scanned || !*scanned) {
-      break;
-    }
-    const Frame& f = **scanned;
-    fuzz::check_frame(f, rest, Phase::Regular);
-    decode_all(f);
-    rest = rest.subspan(f.size_on_wire);
-  }
+  fuzz::for_each_frame(fuzz::as_bytes(data, size), decode_all);
   return 0;
 }

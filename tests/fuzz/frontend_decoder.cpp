@@ -14,19 +14,9 @@ namespace {
 
 using namespace pooler;
 using namespace pooler::wire;
+using fuzz::check_round_trip;
 using fuzz::same_bytes;
 using fuzz::wire_bytes;
-
-// Re-encodes a decoded message of the frame's own type and compares with the input bytes.
-template <typename Msg>
-void check_round_trip(const Frame& f, const Result<Msg>& msg) {
-  if (!msg || f.type != Msg::kType) {
-    return;
-  }
-  WriteBuffer out;
-  encode(*msg, out);
-  FUZZ_CHECK(same_bytes(out.data(), wire_bytes(f)));
-}
 
 void decode_all(const Frame& f) {
   const auto query = decode_query(f);
@@ -64,17 +54,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
 
   // Regular phase: frames back to back, as long as they are complete and valid.
-  auto rest = input;
-  while (!rest.empty()) {
-    auto scanned = peek_frame(rest, Phase::Regular, fuzz::kFuzzMaxMessage);
-    if (!scanned || !*scanned) {
-      break;
-    }
-    const Frame& f = **scanned;
-    fuzz::check_frame(f, rest, Phase::Regular);
+  fuzz::for_each_frame(input, [](const Frame& f) {
     FUZZ_CHECK(f.size_on_wire >= kHeaderSize);
     decode_all(f);
-    rest = rest.subspan(f.size_on_wire);
-  }
+  });
   return 0;
 }

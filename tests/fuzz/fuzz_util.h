@@ -8,7 +8,9 @@
 #include <span>
 #include <string_view>
 
+#include "pooler/base/result.h"
 #include "pooler/wire/frame.h"
+#include "pooler/wire/messages.h"
 #include "pooler/wire/write_buffer.h"
 
 namespace pooler::fuzz {
@@ -50,5 +52,34 @@ inline void check_frame(const wire::Frame& f, std::span<const std::byte> input, 
 
 // Max message size the fuzzers frame with: small, so that the limit is reached too.
 inline constexpr std::uint32_t kFuzzMaxMessage = 64 * 1024;
+
+// Re-encodes a decoded message of the frame's own type: where the encoding is canonical,
+// the bytes must come back unchanged.
+template <typename Msg>
+void check_round_trip(const wire::Frame& f, const Result<Msg>& msg) {
+  if (!msg || f.type != Msg::kType) {
+    return;
+  }
+  wire::WriteBuffer out;
+  encode(*msg, out);
+  FUZZ_CHECK(same_bytes(out.data(), wire_bytes(f)));
+}
+
+// Cuts `input` into regular-phase frames as a connection's reader does, as long as they
+// are complete and valid, checks what peek_frame promises of each, and hands it on.
+template <typename OnFrame>
+void for_each_frame(std::span<const std::byte> input, OnFrame on_frame) {
+  auto rest = input;
+  while (!rest.empty()) {
+    auto scanned = wire::peek_frame(rest, wire::Phase::Regular, kFuzzMaxMessage);
+    if (!scanned || !*scanned) {
+      break;
+    }
+    const wire::Frame& f = **scanned;
+    check_frame(f, rest, wire::Phase::Regular);
+    on_frame(f);
+    rest = rest.subspan(f.size_on_wire);
+  }
+}
 
 }  // namespace pooler::fuzz
