@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "parser/analyzer.h"
+#include "pooler/base/clock.h"
 #include "pooler/base/log.h"
 #include "router/index_advice.h"
 
@@ -23,12 +24,6 @@ constexpr std::uint64_t kMinLogIntervalMs = 60'000;
 constexpr std::size_t kMaxPending = 1000;
 // Shapes remembered (when judged, what each worker counted); forgotten all at once beyond.
 constexpr std::size_t kMaxShapesSeen = 100'000;
-
-std::uint64_t steady_ms() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        std::chrono::steady_clock::now().time_since_epoch())
-                                        .count());
-}
 
 struct ResultDeleter {
   void operator()(PGresult* r) const { PQclear(r); }

@@ -3,8 +3,7 @@
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 
-#include <chrono>
-
+#include "pooler/base/clock.h"
 #include "pooler/base/log.h"
 
 namespace pooler::app {
@@ -12,12 +11,6 @@ namespace pooler::app {
 namespace {
 
 constexpr std::size_t kMaxQueued = 1000;  // beyond: answered "no such user" at once
-
-std::uint64_t steady_ms() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        std::chrono::steady_clock::now().time_since_epoch())
-                                        .count());
-}
 
 }  // namespace
 
