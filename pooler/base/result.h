@@ -1,6 +1,7 @@
 #pragma once
 // Errors as values on the hot path: Result<T> = std::expected<T, Error>.
 
+#include <cstddef>
 #include <cstdint>
 #include <expected>
 #include <string>
@@ -27,10 +28,33 @@ enum class Errc : std::uint8_t {
 
 std::string_view to_string(Errc code);
 
+// A SQLSTATE code (five characters) held by value, so that an Error never points into
+// the buffer it was built from (a view of a temporary std::string once sent empty errors).
+class SqlState {
+ public:
+  constexpr SqlState() = default;
+  constexpr SqlState(std::string_view code) {  // NOLINT: implicit, as Error{..., ss::kFoo}
+    n_ = static_cast<std::uint8_t>(code.size() < kSize ? code.size() : kSize);
+    for (std::size_t i = 0; i < n_; ++i) {
+      c_[i] = code[i];
+    }
+  }
+  template <std::size_t N>
+  constexpr SqlState(const char (&code)[N]) : SqlState(std::string_view(code, N - 1)) {}  // NOLINT
+  constexpr std::string_view view() const { return {c_, n_}; }
+  constexpr operator std::string_view() const { return view(); }  // NOLINT: reads as text
+  constexpr bool empty() const { return n_ == 0; }
+
+ private:
+  static constexpr std::size_t kSize = 5;
+  char c_[kSize] = {};
+  std::uint8_t n_ = 0;
+};
+
 struct Error {
   Errc code = Errc::Internal;
-  std::string message;       // for the log and for the client's ErrorResponse
-  std::string_view sqlstate = {};  // a specific SQLSTATE for the client, when `code` is too coarse
+  std::string message;     // for the log and for the client's ErrorResponse
+  SqlState sqlstate = {};  // a specific SQLSTATE for the client, when `code` is too coarse
 };
 
 template <typename T>
@@ -40,7 +64,7 @@ using Result = std::expected<T, Error>;
 inline std::unexpected<Error> fail(Errc code, std::string message) {
   return std::unexpected<Error>(Error{code, std::move(message), {}});
 }
-inline std::unexpected<Error> fail(Errc code, std::string message, std::string_view sqlstate) {
+inline std::unexpected<Error> fail(Errc code, std::string message, SqlState sqlstate) {
   return std::unexpected<Error>(Error{code, std::move(message), sqlstate});
 }
 

@@ -191,7 +191,7 @@ std::size_t ClientSession::process(std::span<const std::byte> in) {
     }
     if (!ok) {
       const auto& e = ok.error();
-      const std::string_view code = !e.sqlstate.empty()        ? e.sqlstate
+      const std::string_view code = !e.sqlstate.empty()        ? e.sqlstate.view()
                                     : e.code == Errc::Auth     ? ss::kInvalidPassword
                                     : e.code == Errc::Protocol ? ss::kProtocolViolation
                                                                : ss::kConnectionFailure;
@@ -319,7 +319,7 @@ void ClientSession::on_throttle_end(bool granted) {
 void ClientSession::fail_first_request(const Error& error) {
   const bool timeout = error.code == Errc::Timeout;
   send_error("ERROR",
-             !error.sqlstate.empty() ? error.sqlstate
+             !error.sqlstate.empty() ? error.sqlstate.view()
              : timeout               ? ss::kQueryCanceled
                                      : ss::kConnectionFailure,
              error.message);
