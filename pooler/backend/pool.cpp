@@ -348,7 +348,8 @@ void Pool::tick(std::uint64_t now_ms) {
   // Clients that waited too long for a backend.
   const auto wait_limit = static_cast<std::uint64_t>(t.query_wait_timeout.count());
   if (wait_limit > 0) {
-    while (!waiters_.empty() && waiters_.longest_wait_ms(now_us()) >= wait_limit) {
+    const std::uint64_t now = now_us();
+    while (!waiters_.empty() && waiters_.longest_wait_ms(now) >= wait_limit) {
       PoolWaiter* w = waiters_.pop_front().waiter;
       w->waiting = false;
       w->on_lease_failed(Error{Errc::Timeout, "query_wait_timeout: no server connection was free within " +
